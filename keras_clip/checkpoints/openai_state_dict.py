@@ -1,0 +1,243 @@
+"""OpenAI's CLIP parameter names (those of `clip/model.py`) mapped onto our Keras weights.
+
+`build_model(state_dict)` infers the architecture from the shapes, as OpenAI's `build_model`
+does, builds a CLIP and assigns every array to its weight, converting PyTorch layouts
+(Linear [out, in], Conv2d OIHW) to Keras' ([in, out], HWIO).
+"""
+
+import numpy as np
+
+from keras_clip.model import CLIP
+
+
+class StateDictError(ValueError):
+    """A state dict that does not fit the CLIP architecture it describes."""
+
+
+# Keys some OpenAI checkpoints carry besides parameters; OpenAI's build_model drops them too.
+METADATA_KEYS = ("input_resolution", "context_length", "vocab_size")
+
+
+def _linear(weight):
+    return np.transpose(weight)
+
+
+def _conv(weight):
+    return np.transpose(weight, (2, 3, 1, 0))
+
+
+def _same(array):
+    return array
+
+
+def _shape(state_dict, key):
+    if key not in state_dict:
+        raise StateDictError(f"Not a CLIP state dict: the key {key!r} is missing")
+    return tuple(np.shape(state_dict[key]))
+
+
+def _count_blocks(state_dict, prefix):
+    """Number of distinct `prefix<i>.` indices, e.g. blocks of `transformer.resblocks.`."""
+    return len({key[len(prefix):].split(".")[0] for key in state_dict if key.startswith(prefix)})
+
+
+def infer_architecture(state_dict):
+    """The CLIP constructor arguments that a state dict's shapes describe.
+
+    Args:
+        state_dict: mapping of OpenAI parameter names to arrays.
+
+    Returns:
+        A dict of `keras_clip.CLIP` constructor arguments.
+    """
+    if "visual.proj" in state_dict:
+        vision_width, _, vision_patch_size, _ = _shape(state_dict, "visual.conv1.weight")
+        vision_layers = _count_blocks(state_dict, "visual.transformer.resblocks.")
+        grid_size = round((_shape(state_dict, "visual.positional_embedding")[0] - 1) ** 0.5)
+        image_resolution = vision_patch_size * grid_size
+    elif "visual.layer1.0.conv1.weight" in state_dict:
+        vision_layers = tuple(_count_blocks(state_dict, f"visual.layer{stage}.") for stage in (1, 2, 3, 4))
+        vision_width = _shape(state_dict, "visual.layer1.0.conv1.weight")[0]
+        positions = _shape(state_dict, "visual.attnpool.positional_embedding")[0]
+        output_width = round((positions - 1) ** 0.5)
+        if output_width**2 + 1 != positions:
+            raise StateDictError(
+                f"visual.attnpool.positional_embedding has {positions} positions, not a square grid plus one"
+            )
+        vision_patch_size = None
+        image_resolution = output_width * 32
+    else:
+        raise StateDictError(
+            "Unknown architecture: the state dict has neither a ViT image tower ('visual.proj') nor a "
+            "ModifiedResNet one ('visual.layer1.0.conv1.weight'); is this an OpenAI CLIP checkpoint?"
+        )
+    transformer_width = _shape(state_dict, "ln_final.weight")[0]
+    return dict(
+        embed_dim=_shape(state_dict, "text_projection")[1],
+        image_resolution=image_resolution,
+        vision_layers=vision_layers,
+        vision_width=vision_width,
+        vision_patch_size=vision_patch_size,
+        context_length=_shape(state_dict, "positional_embedding")[0],
+        vocab_size=_shape(state_dict, "token_embedding.weight")[0],
+        transformer_width=transformer_width,
+        transformer_heads=transformer_width // 64,
+        transformer_layers=_count_blocks(state_dict, "transformer.resblocks."),
+    )
+
+
+def _dense(prefix, dense):
+    return {f"{prefix}.weight": (dense.kernel, _linear), f"{prefix}.bias": (dense.bias, _same)}
+
+
+def _layer_norm(prefix, norm):
+    return {f"{prefix}.weight": (norm.gamma, _same), f"{prefix}.bias": (norm.beta, _same)}
+
+
+def _batch_norm(prefix, norm):
+    return {
+        f"{prefix}.weight": (norm.gamma, _same),
+        f"{prefix}.bias": (norm.beta, _same),
+        f"{prefix}.running_mean": (norm.moving_mean, _same),
+        f"{prefix}.running_var": (norm.moving_variance, _same),
+        f"{prefix}.num_batches_tracked": (None, None),  # a training counter Keras does not keep
+    }
+
+
+def _conv2d(prefix, conv):
+    return {f"{prefix}.weight": (conv.kernel, _conv)}
+
+
+def _transformer(prefix, transformer):
+    weights = {}
+    for index, block in enumerate(transformer.resblocks):
+        name = f"{prefix}.resblocks.{index}"
+        weights[f"{name}.attn.in_proj_weight"] = (block.attn.in_proj.kernel, _linear)
+        weights[f"{name}.attn.in_proj_bias"] = (block.attn.in_proj.bias, _same)
+        weights.update(_dense(f"{name}.attn.out_proj", block.attn.out_proj))
+        weights.update(_layer_norm(f"{name}.ln_1", block.ln_1))
+        weights.update(_layer_norm(f"{name}.ln_2", block.ln_2))
+        weights.update(_dense(f"{name}.mlp.c_fc", block.c_fc))
+        weights.update(_dense(f"{name}.mlp.c_proj", block.c_proj))
+    return weights
+
+
+def _vision_transformer(visual):
+    weights = {
+        "visual.class_embedding": (visual.class_embedding, _same),
+        "visual.positional_embedding": (visual.positional_embedding, _same),
+        "visual.proj": (visual.proj, _same),
+    }
+    weights.update(_conv2d("visual.conv1", visual.conv1))
+    weights.update(_layer_norm("visual.ln_pre", visual.ln_pre))
+    weights.update(_layer_norm("visual.ln_post", visual.ln_post))
+    weights.update(_transformer("visual.transformer", visual.transformer))
+    return weights
+
+
+def _modified_resnet(visual):
+    weights = {}
+    for index in (1, 2, 3):
+        weights.update(_conv2d(f"visual.conv{index}", getattr(visual, f"conv{index}")))
+        weights.update(_batch_norm(f"visual.bn{index}", getattr(visual, f"bn{index}")))
+    for block in visual.blocks:
+        stage, index = block.name[len("layer"):].split("_")
+        prefix = f"visual.layer{stage}.{index}"
+        for part in (1, 2, 3):
+            weights.update(_conv2d(f"{prefix}.conv{part}", getattr(block, f"conv{part}")))
+            weights.update(_batch_norm(f"{prefix}.bn{part}", getattr(block, f"bn{part}")))
+        if block.has_downsample:
+            weights.update(_conv2d(f"{prefix}.downsample.0", block.downsample_conv))
+            weights.update(_batch_norm(f"{prefix}.downsample.1", block.downsample_bn))
+    pool = visual.attnpool
+    weights["visual.attnpool.positional_embedding"] = (pool.positional_embedding, _same)
+    for name in ("q_proj", "k_proj", "v_proj", "c_proj"):
+        weights.update(_dense(f"visual.attnpool.{name}", getattr(pool, name)))
+    return weights
+
+
+def openai_weight_map(model):
+    """`{openai_key: (keras_variable or None, layout_conversion)}` for every parameter of `model`.
+
+    A None variable marks a key that is accepted and ignored (BatchNorm's `num_batches_tracked`).
+    """
+    weights = _modified_resnet(model.visual) if model.is_resnet else _vision_transformer(model.visual)
+    text = model.text
+    weights.update(
+        {
+            "positional_embedding": (text.positional_embedding, _same),
+            "text_projection": (text.text_projection, _same),
+            "token_embedding.weight": (text.token_embedding.embeddings, _same),
+            "logit_scale": (model.logit_scale, _same),
+        }
+    )
+    weights.update(_layer_norm("ln_final", text.ln_final))
+    weights.update(_transformer("transformer", text.transformer))
+    return weights
+
+
+def _check_metadata(state_dict, config):
+    expected = {
+        "input_resolution": config["image_resolution"],
+        "context_length": config["context_length"],
+        "vocab_size": config["vocab_size"],
+    }
+    for key in METADATA_KEYS:
+        if key in state_dict and int(np.asarray(state_dict[key])) != expected[key]:
+            raise StateDictError(
+                f"The state dict says {key}={int(np.asarray(state_dict[key]))} but its weights describe {expected[key]}"
+            )
+
+
+def load_openai_state_dict(model, state_dict):
+    """Assign a state dict with OpenAI's names to an existing CLIP, checking every key.
+
+    Raises:
+        StateDictError: a key is missing, unexpected, or has the wrong shape (named, with both shapes).
+    """
+    weight_map = openai_weight_map(model)
+    optional = {key for key, (variable, _) in weight_map.items() if variable is None}
+    provided = set(state_dict) - set(METADATA_KEYS)
+    missing = sorted(set(weight_map) - optional - provided)
+    unexpected = sorted(provided - set(weight_map))
+    if missing or unexpected:
+        details = []
+        if missing:
+            details.append(f"missing keys {missing[:10]}{' ...' if len(missing) > 10 else ''}")
+        if unexpected:
+            details.append(f"unexpected keys {unexpected[:10]}{' ...' if len(unexpected) > 10 else ''}")
+        raise StateDictError("The state dict does not match the CLIP architecture: " + "; ".join(details))
+    for key in sorted(provided):
+        variable, convert = weight_map[key]
+        if variable is None:
+            continue
+        value = convert(np.asarray(state_dict[key]))
+        if tuple(value.shape) != tuple(variable.shape):
+            raise StateDictError(
+                f"Shape mismatch for {key!r}: the state dict has {tuple(np.shape(state_dict[key]))} "
+                f"(Keras layout {tuple(value.shape)}), the model expects {tuple(variable.shape)} (Keras layout)"
+            )
+        variable.assign(value.astype(variable.dtype))
+
+
+def build_model(state_dict, **kwargs):
+    """A CLIP with the architecture and weights of a state dict in OpenAI's naming.
+
+    Float16 arrays are upcast to the model's variable dtype (float32). Every key must be used
+    exactly once.
+
+    Args:
+        state_dict: mapping of OpenAI parameter names (as in `clip/model.py`) to numpy arrays.
+        **kwargs: extra `CLIP` constructor arguments, e.g. `dtype="mixed_bfloat16"` or `name`.
+
+    Returns:
+        A `keras_clip.CLIP`.
+
+    Example:
+    >>> model = keras_clip.build_model({k: v.numpy() for k, v in torch_model.state_dict().items()})
+    """
+    config = infer_architecture(state_dict)
+    _check_metadata(state_dict, config)
+    model = CLIP(**config, **kwargs)
+    load_openai_state_dict(model, state_dict)
+    return model

@@ -1,0 +1,15 @@
+"""Input checks shared by the image towers."""
+
+
+def check_image_shape(shape, image_resolution, name):
+    """Raise a ValueError naming the expected shape when an NHWC image batch does not fit.
+
+    Dimensions that are unknown at trace time (None) are not checked.
+    """
+    expected = (image_resolution, image_resolution, 3)
+    shape = tuple(shape)
+    if len(shape) != 4 or any(got is not None and got != want for got, want in zip(shape[1:], expected)):
+        raise ValueError(
+            f"{name} expects images of shape (batch, {image_resolution}, {image_resolution}, 3) (NHWC); "
+            f"got shape {shape}. Resize and crop with keras_clip.ImagePreprocessor({image_resolution})."
+        )

@@ -1,0 +1,50 @@
+"""A stack of residual attention blocks."""
+
+import keras
+
+from keras_clip.layers.residual_attention_block import ResidualAttentionBlock
+
+
+@keras.saving.register_keras_serializable(package="keras_clip")
+class Transformer(keras.layers.Layer):
+    """`num_layers` ResidualAttentionBlocks applied in order to [batch, length, width].
+
+    Args:
+        width: model width.
+        num_layers: number of blocks.
+        num_heads: attention heads per block.
+        causal: causal self-attention (text tower) or full (vision tower).
+
+    Example:
+    >>> stack = Transformer(width=64, num_layers=2, num_heads=4, causal=True)
+    >>> stack(np.zeros((2, 77, 64))).shape
+    (2, 77, 64)
+    """
+
+    def __init__(self, width, num_layers, num_heads, causal=False, **kwargs):
+        super().__init__(**kwargs)
+        self.width = width
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.causal = causal
+        self.resblocks = [
+            ResidualAttentionBlock(width, num_heads, causal=causal, name=f"resblocks_{i}", dtype=self.dtype_policy)
+            for i in range(num_layers)
+        ]
+
+    def build(self, input_shape):
+        for block in self.resblocks:
+            block.build(input_shape)
+
+    def call(self, x):
+        for block in self.resblocks:
+            x = block(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(width=self.width, num_layers=self.num_layers, num_heads=self.num_heads, causal=self.causal)
+        return config

