@@ -67,7 +67,7 @@ class FusedSelfAttention(keras.layers.Layer):
 
     def build(self, input_shape):
         self.in_proj.build(input_shape)
-        self.out_proj.build(input_shape[:-1] + (self.width,))
+        self.out_proj.build(tuple(input_shape)[:-1] + (self.width,))
 
     def call(self, x):
         query, key, value = ops.split(self.in_proj(x), 3, axis=-1)

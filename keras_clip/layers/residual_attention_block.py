@@ -38,7 +38,7 @@ class ResidualAttentionBlock(keras.layers.Layer):
     def build(self, input_shape):
         for layer in (self.ln_1, self.attn, self.ln_2, self.c_fc):
             layer.build(input_shape)
-        self.c_proj.build(input_shape[:-1] + (4 * self.width,))
+        self.c_proj.build(tuple(input_shape)[:-1] + (4 * self.width,))
 
     def call(self, x):
         x = x + self.attn(self.ln_1(x))
