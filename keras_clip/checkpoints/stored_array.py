@@ -1,0 +1,155 @@
+"""Arrays that stay in their checkpoint file until they are used.
+
+A checkpoint reader returns `StoredArray`s instead of loaded arrays: each knows its shape and
+dtype, and reads its bytes from the file only when converted with `np.asarray`. A conversion
+that uses one weight at a time therefore holds one weight in memory, not the whole file.
+"""
+
+import os
+import threading
+
+import numpy as np
+
+from keras_clip.checkpoints.errors import CheckpointError
+
+# numpy has no bfloat16: such arrays are read as uint16 and widened to float32 (exactly).
+BFLOAT16 = "bfloat16"
+
+
+def bfloat16_to_float32(bits):
+    """float32 array with the values of bfloat16 numbers given as their uint16 bit patterns."""
+    widened = np.asarray(bits, dtype=np.uint16).astype(np.uint32)
+    widened <<= 16
+    return widened.view(np.float32)
+
+
+class FileSource:
+    """An open file read by (offset, size) ranges; safe to share between arrays and threads."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self._file = open(self.path, "rb", buffering=0)
+        self._lock = threading.Lock()
+        self.size = os.fstat(self._file.fileno()).st_size
+
+    def read_into(self, offset, buffer):
+        """Fill `buffer` (a writable numpy array) with the bytes at `offset`."""
+        view = memoryview(buffer).cast("B")
+        if offset < 0 or offset + len(view) > self.size:
+            raise CheckpointError(
+                f"{self.path} is truncated: bytes {offset}..{offset + len(view)} are past its end ({self.size} bytes)"
+            )
+        with self._lock:
+            self._file.seek(offset)
+            filled = 0
+            while filled < len(view):
+                count = self._file.readinto(view[filled:])
+                if not count:
+                    raise CheckpointError(f"{self.path} is truncated: unexpected end of file at byte {offset + filled}")
+                filled += count
+
+    def close(self):
+        self._file.close()
+
+
+class StoredArray:
+    """An array (or strided view of one) at a byte offset of a file, read on demand.
+
+    Args:
+        source: the `FileSource` to read from.
+        offset: byte offset of the element at index (0, ..., 0).
+        dtype: numpy dtype of the stored elements (may be non-native byte order), or `BFLOAT16`.
+        shape: the array's shape.
+        strides: strides in elements (PyTorch's convention); None for C-contiguous.
+
+    `np.asarray(stored)` returns a new C-contiguous array in native byte order (bfloat16 is
+    widened to float32).
+    """
+
+    def __init__(self, source, offset, dtype, shape, strides=None):
+        self.source = source
+        self.offset = int(offset)
+        self.stored_dtype = dtype
+        self.shape = tuple(int(size) for size in shape)
+        contiguous = _contiguous_strides(self.shape)
+        self.strides = contiguous if strides is None else tuple(int(stride) for stride in strides)
+        self.is_contiguous = all(
+            size <= 1 or stride == expected for size, stride, expected in zip(self.shape, self.strides, contiguous)
+        )
+
+    @property
+    def dtype(self):
+        if self.stored_dtype == BFLOAT16:
+            return np.dtype(np.float32)
+        return np.dtype(self.stored_dtype).newbyteorder("=")
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def _read(self):
+        raw_dtype = np.dtype(np.uint16) if self.stored_dtype == BFLOAT16 else np.dtype(self.stored_dtype)
+        if self.size == 0:
+            return np.empty(self.shape, raw_dtype)
+        if self.is_contiguous:
+            array = np.empty(self.shape, raw_dtype)
+            self.source.read_into(self.offset, array)
+            return array
+        # Read the span the strided view covers, then copy the view out of it.
+        span = 1 + sum((size - 1) * stride for size, stride in zip(self.shape, self.strides))
+        buffer = np.empty(span, raw_dtype)
+        self.source.read_into(self.offset, buffer)
+        byte_strides = tuple(stride * raw_dtype.itemsize for stride in self.strides)
+        return np.lib.stride_tricks.as_strided(buffer, self.shape, byte_strides, writeable=False).copy()
+
+    def __array__(self, dtype=None, copy=None):
+        array = self._read()
+        if self.stored_dtype == BFLOAT16:
+            array = bfloat16_to_float32(array)
+        elif not array.dtype.isnative:
+            array = array.astype(array.dtype.newbyteorder("="))
+        return array if dtype is None else array.astype(dtype, copy=False)
+
+    def __repr__(self):
+        return f"StoredArray(shape={self.shape}, dtype={self.dtype}, file={self.source.path!r})"
+
+
+class DerivedArray:
+    """An array computed on demand from stored ones (e.g. q, k, v concatenated, a transpose).
+
+    Args:
+        shape: the result's shape.
+        dtype: the result's dtype.
+        compute: a function of no arguments returning the array.
+    """
+
+    def __init__(self, shape, dtype, compute):
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self._compute = compute
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __array__(self, dtype=None, copy=None):
+        array = np.asarray(self._compute())
+        if array.shape != self.shape:
+            raise CheckpointError(f"Derived array has shape {array.shape}, expected {self.shape}")
+        return array if dtype is None else array.astype(dtype, copy=False)
+
+    def __repr__(self):
+        return f"DerivedArray(shape={self.shape}, dtype={self.dtype})"
+
+
+def _contiguous_strides(shape):
+    strides = []
+    step = 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
