@@ -8,6 +8,7 @@ from keras import ops
 from keras_clip.layers.modified_resnet import ModifiedResNet
 from keras_clip.layers.text_transformer import TextTransformer
 from keras_clip.layers.vision_transformer import VisionTransformer
+from keras_clip.training.contrastive_steps import ContrastiveSteps
 
 MAX_LOGIT_SCALE = math.log(100.0)
 
@@ -32,7 +33,7 @@ def l2_normalize(x):
 
 
 @keras.saving.register_keras_serializable(package="keras_clip")
-class CLIP(keras.Model):
+class CLIP(ContrastiveSteps, keras.Model):
     """Contrastive Language-Image Pre-training model, with OpenAI's constructor arguments.
 
     Args:
@@ -50,6 +51,10 @@ class CLIP(keras.Model):
 
     Inputs of `call`: `{"images": float32 [N, R, R, 3], "tokens": int32 [M, context_length]}`;
     outputs `(logits_per_image [N, M], logits_per_text [M, N])`.
+
+    `model.compile(optimizer)` then `model.fit(dataset)` trains with CLIP's contrastive loss on
+    batches `{"images": ..., "tokens": ...}` (see `keras_clip.training`); `logit_scale` is clamped
+    to at most ln(100) after every update.
 
     Example:
     >>> model = keras_clip.create_model("ViT-B/32")
@@ -122,6 +127,7 @@ class CLIP(keras.Model):
             constraint=MaxValue(MAX_LOGIT_SCALE),
             name="logit_scale",
         )
+        self._create_contrastive_metrics()
         self.built = True
 
     @property

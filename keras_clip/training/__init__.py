@@ -1,0 +1,3 @@
+"""Training CLIP with `model.fit`: the paper's optimizer and contrastive steps."""
+
+from keras_clip.training.optimizer import optimizer
