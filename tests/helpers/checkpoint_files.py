@@ -171,7 +171,7 @@ def write_safetensors(path, state_dict, naming="openai"):
 
     if naming == "hf":
         state_dict = openai_to_hf(state_dict)
-    save_file({key: np.ascontiguousarray(value) for key, value in state_dict.items()}, path)
+    save_file({key: np.array(value, order="C") for key, value in state_dict.items()}, path)
     return path
 
 

@@ -1,0 +1,227 @@
+"""`keras_clip.load` on every supported file format, in a process where `import torch` fails.
+
+Checkpoints of random-weight reference models are written with PyTorch (test-only) and OpenAI's
+code; a torch-free subprocess loads each twice (converting, then from the cache) and computes
+the embeddings; they must match OpenAI's reference outputs within the model core's tolerance:
+max |ours - reference| <= 1e-4 * max |reference|.
+"""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import keras_clip
+from keras_clip.checkpoints import load as load_module
+from keras_clip.checkpoints.download import file_sha256
+from keras_clip.checkpoints.errors import CheckpointError
+from keras_clip.checkpoints.keras_files import save_model_file, save_weights_with_config
+from keras_clip.checkpoints.load import checkpoint_format, load_model
+from tests.helpers import checkpoint_files
+from tests.helpers.model_inputs import random_images, random_tokens
+from tests.helpers.openai_reference import reference_outputs
+
+RELATIVE_TOLERANCE = 1e-4
+OUTPUTS = ("image_features", "text_features", "logits_per_image")
+
+LOAD_SCRIPT = """
+import json
+import numpy as np
+from keras_clip.checkpoints.load import load_model
+
+job = json.load(open({job!r}))
+inputs = np.load(job["inputs"])
+results = {{}}
+for label, path in job["files"].items():
+    models = [load_model(path, cache_dir=job["cache"]) for attempt in ("cold", "warm")]
+    for attempt, model in zip(("cold", "warm"), models):
+        images, tokens = inputs[label + ".images"], inputs[label + ".tokens"]
+        results[f"{{label}}.{{attempt}}.image_features"] = model.encode_image(images).numpy()
+        results[f"{{label}}.{{attempt}}.text_features"] = model.encode_text(tokens).numpy()
+        results[f"{{label}}.{{attempt}}.logits_per_image"] = model({{"images": images, "tokens": tokens}})[0].numpy()
+np.savez(job["outputs"], **results)
+try:
+    from keras_clip.preprocessing import ImagePreprocessor
+except ImportError:
+    print("PREPROCESSING: not importable")
+else:
+    from keras_clip.checkpoints.load import load
+    model, preprocess = load(job["files"][job["preprocess_label"]], cache_dir=job["cache"])
+    assert isinstance(preprocess, ImagePreprocessor), type(preprocess)
+    assert preprocess.image_resolution == model.image_resolution
+    print("PREPROCESSING: checked")
+"""
+
+
+def _write_all_formats(folder, label, config, seed, with_hf):
+    """Every supported file of one random reference model, and its reference outputs."""
+    reference, state_dict = checkpoint_files.reference_state_dict(config, seed)
+    files = {
+        f"{label}.torchscript_fp16_cuda": checkpoint_files.write_torchscript(
+            str(folder / f"{label}.pt"), config, state_dict, location="cuda:0"
+        ),
+        f"{label}.torch_save": checkpoint_files.write_torch_state_dict(str(folder / f"{label}.pth"), state_dict),
+        f"{label}.safetensors": checkpoint_files.write_safetensors(str(folder / f"{label}.safetensors"), state_dict),
+    }
+    if with_hf:
+        files[f"{label}.hf_safetensors"] = checkpoint_files.write_safetensors(
+            str(folder / f"{label}_hf.safetensors"), state_dict, naming="hf"
+        )
+        files[f"{label}.hf_bin"] = checkpoint_files.write_torch_state_dict(
+            str(folder / f"{label}_pytorch_model.bin"), checkpoint_files.openai_to_hf(state_dict), layouts=False
+        )
+    model = keras_clip.build_model(state_dict)
+    files[f"{label}.keras"] = save_model_file(model, str(folder / f"{label}.keras"))
+    files[f"{label}.weights_h5"] = save_weights_with_config(model, str(folder / f"{label}.weights.h5"))
+    images = random_images(2, config["image_resolution"], seed=seed)
+    tokens = random_tokens(3, seed=seed)
+    return files, images, tokens, reference_outputs(reference, images, tokens)
+
+
+def _assert_close(actual, expected, what):
+    error = np.abs(actual - expected).max()
+    bound = RELATIVE_TOLERANCE * np.abs(expected).max()
+    assert error <= bound, f"{what}: max |difference| {error:.3g} > {bound:.3g}"
+
+
+def _load_without_torch(tmp_path, models):
+    """Load every file of `models` ({label: (config, seed, with_hf)}) torch-free; check against the reference."""
+    files, inputs, expected = {}, {}, {}
+    for label, (config, seed, with_hf) in models.items():
+        model_files, images, tokens, outputs = _write_all_formats(tmp_path, label, config, seed, with_hf)
+        for file_label, path in model_files.items():
+            files[file_label] = path
+            inputs[file_label + ".images"], inputs[file_label + ".tokens"] = images, tokens
+            expected[file_label] = outputs
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    job = {
+        "files": files,
+        "inputs": str(tmp_path / "inputs.npz"),
+        "outputs": str(tmp_path / "outputs.npz"),
+        "cache": str(tmp_path / "cache"),
+        "preprocess_label": next(iter(files)),
+    }
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    result = checkpoint_files.run_without_torch(LOAD_SCRIPT.format(job=str(tmp_path / "job.json")))
+    assert result.returncode == 0, result.stderr[-5000:]
+    outputs = np.load(tmp_path / "outputs.npz")
+    for file_label, reference in expected.items():
+        for attempt in ("cold", "warm"):
+            for name in OUTPUTS:
+                _assert_close(outputs[f"{file_label}.{attempt}.{name}"], reference[name], f"{file_label} {attempt} {name}")
+    return files, result.stdout
+
+
+def test_every_format_matches_the_reference_without_torch(tmp_path):
+    files, stdout = _load_without_torch(
+        tmp_path,
+        {"vit": (checkpoint_files.SMALL_VIT, 10, True), "resnet": (checkpoint_files.SMALL_RESNET, 11, False)},
+    )
+    assert "PREPROCESSING:" in stdout
+    # Converted formats were cached under their SHA256; our own Keras files need no conversion.
+    converted = {name for name in os.listdir(tmp_path / "cache" / "converted")}
+    expected = {
+        file_sha256(path) + ".safetensors"
+        for label, path in files.items()
+        if not label.endswith((".keras", ".weights_h5"))
+    }
+    assert converted == expected
+
+
+@pytest.mark.full_size
+def test_full_size_vit_b_32_torchscript_without_torch(tmp_path):
+    from keras_clip.configs import architecture
+
+    _load_without_torch(tmp_path, {"vitb32": (architecture("ViT-B/32"), 12, False)})
+
+
+@pytest.fixture(scope="module")
+def resnet_state_dict():
+    return checkpoint_files.reference_state_dict(checkpoint_files.SMALL_RESNET, seed=13)[1]
+
+
+def test_second_load_skips_conversion(tmp_path, resnet_state_dict, monkeypatch):
+    path = checkpoint_files.write_torch_state_dict(str(tmp_path / "model.pt"), resnet_state_dict)
+    first = load_model(path, cache_dir=str(tmp_path / "cache"))
+    copy = str(tmp_path / "renamed.bin")
+    shutil.copy(path, copy)  # same bytes, same SHA256: same cache entry
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("the checkpoint was read again")
+
+    monkeypatch.setattr(load_module, "read_openai_state_dict", no_conversion)
+    second = load_model(copy, cache_dir=str(tmp_path / "cache"))
+    for expected, actual in zip(first.weights, second.weights):
+        np.testing.assert_array_equal(actual.numpy(), expected.numpy())
+
+
+def test_damaged_cache_entry_is_converted_again(tmp_path, resnet_state_dict):
+    path = checkpoint_files.write_torch_state_dict(str(tmp_path / "model.pt"), resnet_state_dict)
+    first = load_model(path, cache_dir=str(tmp_path / "cache"))
+    (cached,) = (tmp_path / "cache" / "converted").iterdir()
+    checkpoint_files.truncate_file(str(cached), 0.5)
+    with pytest.warns(UserWarning, match="Ignoring the cached conversion"):
+        second = load_model(path, cache_dir=str(tmp_path / "cache"))
+    for expected, actual in zip(first.weights, second.weights):
+        np.testing.assert_array_equal(actual.numpy(), expected.numpy())
+
+
+def test_truncated_zip_is_named(tmp_path, resnet_state_dict):
+    path = checkpoint_files.write_torch_state_dict(str(tmp_path / "model.pt"), resnet_state_dict)
+    checkpoint_files.truncate_file(path, 0.7)
+    with pytest.raises(CheckpointError, match="truncated or corrupt zip archive"):
+        load_model(path, cache_dir=str(tmp_path / "cache"))
+
+
+def test_unknown_architecture_is_named(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = str(tmp_path / "bert.pt")
+    torch.save({"encoder.layer.0.weight": torch.ones(4, 4), "pooler.dense.bias": torch.ones(4)}, path)
+    with pytest.raises(keras_clip.StateDictError, match="bert.pt: Unknown architecture"):
+        load_model(path, cache_dir=str(tmp_path / "cache"))
+
+
+def test_missing_key_is_named(tmp_path, resnet_state_dict):
+    state_dict = dict(resnet_state_dict)
+    del state_dict["visual.attnpool.k_proj.bias"]
+    path = checkpoint_files.write_safetensors(str(tmp_path / "model.safetensors"), state_dict)
+    with pytest.raises(keras_clip.StateDictError, match=r"missing keys \['visual.attnpool.k_proj.bias'\]"):
+        load_model(path, cache_dir=str(tmp_path / "cache"))
+    assert not (tmp_path / "cache" / "converted").exists()
+
+
+def test_formats_are_recognised_by_content(tmp_path, resnet_state_dict):
+    pt = checkpoint_files.write_torch_state_dict(str(tmp_path / "model.pt"), resnet_state_dict)
+    st = checkpoint_files.write_safetensors(str(tmp_path / "model.safetensors"), resnet_state_dict)
+    misnamed = str(tmp_path / "weights.dat")
+    shutil.copy(st, misnamed)
+    assert [checkpoint_format(path) for path in (pt, st, misnamed)] == ["torch", "safetensors", "safetensors"]
+    text = tmp_path / "notes.txt"
+    text.write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a supported checkpoint"):
+        load_model(str(text))
+
+
+def test_unknown_name_or_missing_file(tmp_path):
+    with pytest.raises(ValueError, match=r"neither a released CLIP model \(RN50, .*ViT-L/14@336px\) nor an existing"):
+        load_model("ViT-B/99", cache_dir=str(tmp_path))
+
+
+def test_weights_file_without_architecture_is_named(tmp_path):
+    model = keras_clip.CLIP(**checkpoint_files.SMALL_RESNET)
+    path = str(tmp_path / "plain.weights.h5")
+    model.save_weights(path)
+    with pytest.raises(CheckpointError, match="does not record its CLIP architecture"):
+        load_model(path)
+
+
+def test_keras_file_of_another_model_is_named(tmp_path):
+    import keras
+
+    other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    path = str(tmp_path / "other.keras")
+    other.save(path)
+    with pytest.raises(CheckpointError, match="holds a Sequential, not a keras_clip CLIP"):
+        load_model(path)
