@@ -18,10 +18,6 @@ import tensorflow as tf  # noqa: E402
 
 GLOBAL_BATCH = 16
 STEPS = 3
-TINY_CLIP = dict(
-    embed_dim=32, image_resolution=32, vision_layers=2, vision_width=64, vision_patch_size=8,
-    context_length=77, vocab_size=49408, transformer_width=64, transformer_heads=1, transformer_layers=2,
-)
 
 
 def dataset():
@@ -59,11 +55,11 @@ def train(strategy, global_negatives=True):
     import keras
 
     import keras_clip
+    from tests.helpers.tiny_models import TINY_VIT, tiny_clip
 
-    keras.utils.set_random_seed(0)
-    initial_weights = keras_clip.CLIP(**TINY_CLIP).get_weights()  # the same start in every process
+    initial_weights = tiny_clip(seed=0).get_weights()  # the same start in every process
     with strategy.scope():
-        model = keras_clip.CLIP(**TINY_CLIP)
+        model = keras_clip.CLIP(**TINY_VIT)
         model.set_weights(initial_weights)
         model.global_negatives = global_negatives
         model.compile(optimizer=keras_clip.training.optimizer(model, 1e-3, total_steps=10, warmup_steps=2))
