@@ -102,6 +102,8 @@ def encode(pixels, fmt, **options):
         options.setdefault("quality", 90)
     if container == "webp":
         options.setdefault("lossless", True)
+    if container == "png":
+        options.setdefault("compress_level", 1)  # fast; the pixels are the same
     buffer = io.BytesIO()
     image.save(buffer, pil_format, **options)
     return buffer.getvalue()

@@ -1,0 +1,186 @@
+"""OpenAI's CLIP image preprocessing, in graph: decode, bicubic resize, centre crop, normalise.
+
+OpenAI's `clip.load` preprocesses with torchvision on PIL images: `Resize(R, BICUBIC)` (shorter side to R),
+`CenterCrop(R)`, RGB conversion, `ToTensor()` (scale to [0, 1]) and `Normalize(mean, std)`. The functions
+here reproduce it with core TensorFlow ops (see `image_resizing` for how the resampling matches PIL's),
+so the same graph runs eagerly, in `tf.function`, in `tf.data` and in a SavedModel served by stock
+TensorFlow Serving.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_clip.image_decoding import decode_image
+from keras_clip.image_resizing import resize_and_center_crop
+
+OPENAI_IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
+
+# Images decoded at once by a batch of encoded images inside a graph: bounds the memory a batch of
+# large photographs takes (a 6000x4000 JPEG needs about 100 MB while it is resized).
+DEFAULT_PARALLEL_ITERATIONS = 4
+
+
+def _normalized_byte_values():
+    """[256, 3]: every 8-bit value of every channel after ToTensor and Normalize, in float32 as PyTorch does."""
+    values = np.arange(256, dtype=np.float32)[:, None] / np.float32(255.0)
+    return (values - np.asarray(OPENAI_IMAGE_MEAN, np.float32)) / np.asarray(OPENAI_IMAGE_STD, np.float32)
+
+
+_NORMALIZED_BYTE_VALUES = _normalized_byte_values()
+
+
+def normalize_image(images):
+    """Pixels in [0, 255] -> float32 scaled to [0, 1] and normalised with OpenAI's mean and std (last axis RGB).
+
+    uint8 pixels are looked up in a table computed like PyTorch's float32 `ToTensor` + `Normalize`, so
+    results are bit-identical to the reference and to each other eagerly, in tf.function and in tf.data
+    (graph rewrites of the arithmetic can change the last bit otherwise).
+    """
+    images = tf.convert_to_tensor(images)
+    if images.dtype == tf.uint8:
+        table = tf.reshape(tf.constant(_NORMALIZED_BYTE_VALUES), [-1])
+        return tf.gather(table, tf.cast(images, tf.int32) * 3 + tf.range(3, dtype=tf.int32))
+    images = tf.cast(images, tf.float32) / 255.0
+    return (images - tf.constant(OPENAI_IMAGE_MEAN, tf.float32)) / tf.constant(OPENAI_IMAGE_STD, tf.float32)
+
+
+def as_rgb_pixels(images):
+    """Checks pixel images ([N, H, W, C] or [H, W, C]; uint8 or float) and makes them RGB.
+
+    One channel is repeated three times; a fourth (alpha) channel is dropped, as PIL's convert("RGB") does.
+    """
+    if images.shape.rank not in (3, 4):
+        raise ValueError(
+            f"Expected images [N, H, W, C] or [H, W, C] or encoded image bytes, got a {images.dtype.name} "
+            f"tensor of shape {images.shape}"
+        )
+    if images.dtype != tf.uint8 and not images.dtype.is_floating:
+        raise ValueError(f"Images must be uint8 (0..255) or float (values in [0, 255]), got {images.dtype.name}")
+    channels = images.shape[-1]
+    if channels == 1:
+        return tf.repeat(images, 3, axis=-1)
+    if channels == 4:
+        return images[..., :3]
+    if channels != 3:
+        raise ValueError(f"Images need 1 (grayscale), 3 (RGB) or 4 (RGBA) channels, got shape {images.shape}")
+    return images
+
+
+def _decode_resize_crop(data, resolution, name):
+    return resize_and_center_crop(decode_image(data, name=name), resolution)
+
+
+def _preprocess_encoded(data, resolution, parallel_iterations):
+    if data.shape.rank == 0:
+        return normalize_image(_decode_resize_crop(data, resolution, "the image"))
+    if data.shape.rank != 1:
+        raise ValueError(f"Encoded images must be a scalar or a vector of strings, got shape {data.shape}")
+    if tf.executing_eagerly():
+        return normalize_image(tf.stack([_preprocess_eagerly(data, index, resolution) for index in range(len(data))]))
+
+    # No Python control flow depends on tensors here: skipping AutoGraph's conversion saves seconds of tracing.
+    @tf.autograph.experimental.do_not_convert
+    def preprocess_one(element):
+        encoded, index = element
+        name = tf.strings.join(["the image at index ", tf.strings.as_string(index), " of the batch"])
+        return _decode_resize_crop(encoded, resolution, name)
+
+    pixels = tf.map_fn(
+        preprocess_one,
+        (data, tf.range(tf.shape(data)[0])),
+        fn_output_signature=tf.TensorSpec([resolution, resolution, 3], tf.uint8),
+        parallel_iterations=parallel_iterations,
+    )
+    return normalize_image(pixels)
+
+
+def _preprocess_eagerly(data, index, resolution):
+    """One element of a batch, naming the element in the decoders' own errors too (graphs cannot)."""
+    name = f"the image at index {index} of the batch"
+    try:
+        return _decode_resize_crop(data[index], resolution, name)
+    except tf.errors.InvalidArgumentError as error:
+        if name in error.message:
+            raise
+        raise tf.errors.InvalidArgumentError(None, None, f"Could not decode {name}: {error.message}") from error
+
+
+def preprocess_image(images, resolution, parallel_iterations=DEFAULT_PARALLEL_ITERATIONS):
+    """OpenAI's CLIP preprocessing of encoded images or pixels, as TensorFlow ops (usable in `tf.data`).
+
+    Args:
+        images: encoded image bytes (JPEG, PNG, GIF, BMP, WebP) as a scalar or [N] `tf.string`, or pixels
+            [N, H, W, C] / [H, W, C] with C = 1, 3 or 4: uint8 in 0..255 or float with values in [0, 255]
+            (float pixels are resampled without PIL's rounding to 8 bits).
+        resolution: the side of the square output, e.g. 224.
+        parallel_iterations: how many encoded images of a batch are decoded at once in a graph.
+
+    Returns:
+        float32 [N, resolution, resolution, 3] (or [resolution, resolution, 3] for one image).
+
+    Raises:
+        tf.errors.InvalidArgumentError: bytes that are not a decodable image (the message names the element).
+
+    Example:
+    >>> dataset = tf.data.Dataset.list_files("photos/*.jpg").map(tf.io.read_file)
+    >>> dataset = dataset.map(lambda data: preprocess_image(data, 224)).batch(32)
+    """
+    images = tf.convert_to_tensor(images)
+    if images.dtype == tf.string:
+        return _preprocess_encoded(images, resolution, parallel_iterations)
+    return normalize_image(resize_and_center_crop(as_rgb_pixels(images), resolution))
+
+
+@keras.saving.register_keras_serializable(package="keras_clip")
+class ImagePreprocessor(keras.layers.Layer):
+    """OpenAI's CLIP image preprocessing as a Keras layer: encoded bytes or pixels in, model input out.
+
+    Decodes encoded images (JPEG incl. CMYK and progressive, PNG incl. 16-bit and palette, GIF first
+    frame, BMP, WebP; grayscale and alpha become RGB), resizes the shorter side to `image_resolution`
+    with PIL's antialiased bicubic filter, crops the centre square, scales to [0, 1] and normalises
+    with OpenAI's mean and standard deviation. Encoded images of different sizes in one batch are
+    processed one at a time, so memory is bounded by the largest image, not the batch. Only core
+    TensorFlow ops are used: the layer works in `tf.data` and in SavedModels served by TF Serving.
+
+    Args:
+        image_resolution: side of the square output images (the model's `image_resolution`).
+        parallel_iterations: how many encoded images of a batch are decoded at once inside a graph.
+
+    Inputs: `tf.string` encoded images, a scalar or [N]; or pixels [N, H, W, C] / [H, W, C]
+    (C = 1, 3 or 4), uint8 in 0..255 or float with values in [0, 255].
+    Outputs: float32 [N, R, R, 3] (or [R, R, 3] for a single image).
+
+    Example:
+    >>> preprocess = ImagePreprocessor(224)
+    >>> images = preprocess(tf.stack([tf.io.read_file("cat.jpg"), tf.io.read_file("dog.png")]))
+    >>> images.shape
+    TensorShape([2, 224, 224, 3])
+    """
+
+    def __init__(self, image_resolution=224, parallel_iterations=DEFAULT_PARALLEL_ITERATIONS, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(autocast=False, **kwargs)
+        # Lets callers pass Python bytes or lists of them; `call` converts them to tf.string.
+        self._allow_non_tensor_positional_args = True
+        self.image_resolution = int(image_resolution)
+        self.parallel_iterations = int(parallel_iterations)
+        self.built = True
+
+    def call(self, inputs):
+        return preprocess_image(inputs, self.image_resolution, self.parallel_iterations)
+
+    def compute_output_shape(self, input_shape):
+        side = (self.image_resolution, self.image_resolution, 3)
+        rank = len(input_shape)
+        if rank in (0, 3):
+            return side
+        if rank in (1, 4):
+            return (input_shape[0],) + side
+        raise ValueError(f"Expected encoded images of rank 0 or 1 or pixels of rank 3 or 4, got shape {input_shape}")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(image_resolution=self.image_resolution, parallel_iterations=self.parallel_iterations)
+        return config

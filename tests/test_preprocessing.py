@@ -1,0 +1,195 @@
+"""ImagePreprocessor / preprocess_image against OpenAI's pipeline (torchvision on PIL, reproduced in
+tests/helpers/images.py) on real photographs, in every execution mode, and with bad input."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_clip
+from keras_clip.configs import architecture
+from keras_clip.preprocessing import ImagePreprocessor, normalize_image, preprocess_image
+from tests.helpers import images
+from tests.helpers.layer_checks import run_layer_checks
+from tests.helpers.openai_reference import random_reference_model
+
+# One grey level after normalisation, in the channel with the smallest standard deviation.
+ONE_GREY_LEVEL = 1.0 / 255.0 / min(images.OPENAI_STD) + 1e-6
+# Acceptance criterion of the issue: mean absolute difference after normalisation.
+MAX_MEAN_ABSOLUTE_DIFFERENCE = 0.01
+
+
+def encoded_photographs(fmt):
+    return [(name, images.encode(pixels, fmt)) for name, pixels in images.varied_photographs()]
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_matches_openai_pipeline_on_photographs(fmt):
+    preprocess = ImagePreprocessor(224)
+    for name, data in encoded_photographs(fmt):
+        ours = preprocess(tf.constant([data])).numpy()[0]
+        difference = np.abs(ours - images.reference_preprocess(data, 224))
+        assert difference.mean() <= MAX_MEAN_ABSOLUTE_DIFFERENCE, (name, difference.mean())
+        # Stricter than required: PIL's rounding is reproduced, so no value is off by more than one level.
+        assert difference.max() <= ONE_GREY_LEVEL, (name, difference.max())
+
+
+def test_matches_openai_pipeline_at_336_pixels_and_in_one_batch():
+    photos = images.varied_photographs()[::3]
+    batch = tf.constant([images.encode(pixels, "jpeg") for _, pixels in photos])
+    ours = ImagePreprocessor(336)(batch).numpy()
+    assert ours.shape == (len(photos), 336, 336, 3) and ours.dtype == np.float32
+    for (name, _), data, processed in zip(photos, batch.numpy(), ours):
+        difference = np.abs(processed - images.reference_preprocess(data, 336))
+        assert difference.mean() <= MAX_MEAN_ABSOLUTE_DIFFERENCE and difference.max() <= ONE_GREY_LEVEL, name
+
+
+def test_a_6000_by_4000_jpeg():
+    data = images.large_jpeg(6000, 4000)
+    ours = preprocess_image(data, 224).numpy()
+    difference = np.abs(ours - images.reference_preprocess(data, 224))
+    assert difference.mean() <= MAX_MEAN_ABSOLUTE_DIFFERENCE and difference.max() <= ONE_GREY_LEVEL
+
+
+def test_vit_b32_embeddings_match_reference_pipeline_and_model():
+    import torch
+
+    reference, state_dict = random_reference_model(architecture("ViT-B/32"), seed=5)
+    model = keras_clip.build_model(state_dict)
+    encoded = [data for _, data in encoded_photographs("jpeg")[:8]]
+    ours = model.encode_image(ImagePreprocessor(224)(tf.constant(encoded))).numpy()
+    reference_images = np.stack([images.reference_preprocess(data, 224) for data in encoded])
+    with torch.no_grad():
+        expected = reference.encode_image(torch.from_numpy(reference_images).permute(0, 3, 1, 2)).numpy()
+    cosine = np.sum(ours * expected, axis=1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(expected, axis=1)
+    assert cosine.min() >= 0.999, cosine
+
+
+def mixed_size_batch():
+    photos = images.varied_photographs()
+    return [images.encode(pixels, fmt) for (_, pixels), fmt in zip(photos[:6], ["jpeg", "png", "gif", "bmp"] * 2)]
+
+
+def test_eager_tf_function_and_tf_data_are_identical():
+    encoded = mixed_size_batch()
+    preprocess = ImagePreprocessor(224)
+    eager = preprocess(tf.constant(encoded)).numpy()
+    graph = tf.function(preprocess)(tf.constant(encoded)).numpy()
+    batched = next(iter(tf.data.Dataset.from_tensor_slices(encoded).batch(len(encoded)).map(preprocess))).numpy()
+    per_element = tf.data.Dataset.from_tensor_slices(encoded).map(
+        lambda data: preprocess_image(data, 224), num_parallel_calls=2
+    )
+    np.testing.assert_array_equal(graph, eager)
+    np.testing.assert_array_equal(batched, eager)
+    np.testing.assert_array_equal(np.stack(list(per_element.as_numpy_iterator())), eager)
+
+
+def test_saved_model_serves_encoded_images_with_core_ops_only(tmp_path):
+    class Serving(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.preprocessor = ImagePreprocessor(224)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def serve(self, encoded):
+            return {"images": self.preprocessor(encoded)}
+
+    encoded = tf.constant(mixed_size_batch())
+    path = os.path.join(tmp_path, "preprocessor")
+    module = Serving()
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    loaded = tf.saved_model.load(path).signatures["serving_default"]
+    np.testing.assert_array_equal(loaded(encoded=encoded)["images"].numpy(), ImagePreprocessor(224)(encoded).numpy())
+
+    graph = loaded.graph.as_graph_def()
+    op_types = {node.op for node in graph.node}
+    op_types |= {node.op for function in graph.library.function for node in function.node_def}
+    not_core = {op for op in op_types if not op.startswith("_") and not hasattr(tf.raw_ops, op)}
+    assert not not_core, f"ops outside core TensorFlow (TF Serving may lack them): {not_core}"
+    assert not op_types & {"PyFunc", "EagerPyFunc", "PyFuncStateless"}
+
+
+def test_keras_model_with_string_input_saves_and_loads(tmp_path):
+    inputs = keras.Input(shape=(), dtype="string")
+    model = keras.Model(inputs, ImagePreprocessor(64)(inputs))
+    encoded = np.array(mixed_size_batch()[:3], dtype=object)
+    before = model(encoded).numpy()
+    assert before.shape == (3, 64, 64, 3)
+    path = os.path.join(tmp_path, "preprocessor.keras")
+    model.save(path)
+    np.testing.assert_array_equal(keras.saving.load_model(path)(encoded).numpy(), before)
+
+
+def test_layer_contract_on_pixel_batches():
+    pixels = np.stack([images.resized(images.photographs()["coffee"], 70, 50)] * 2)
+    run_layer_checks(ImagePreprocessor, {"image_resolution": 32, "parallel_iterations": 2}, pixels, (2, 32, 32, 3))
+
+
+def test_uint8_pixels_equal_their_lossless_encoding():
+    photo = images.photographs()["rocket"][:300, :400]
+    pixels = np.stack([photo, photo[::-1], photo[:, ::-1]])
+    encoded = tf.constant([images.encode(image, "png") for image in pixels])
+    np.testing.assert_array_equal(preprocess_image(pixels, 224).numpy(), preprocess_image(encoded, 224).numpy())
+
+
+def test_float_pixels_in_0_255_match_uint8_within_rounding():
+    pixels = images.photographs()["chelsea"][None]
+    from_uint8 = preprocess_image(pixels, 224).numpy()
+    from_float = preprocess_image(pixels.astype(np.float32), 224).numpy()
+    assert from_float.dtype == np.float32
+    assert np.abs(from_float - from_uint8).mean() < 0.5 * ONE_GREY_LEVEL
+    assert np.abs(from_float - from_uint8).max() < 2 * ONE_GREY_LEVEL
+
+
+def test_grayscale_and_rgba_pixels_become_rgb():
+    rgb = images.photographs()["astronaut"][None]
+    gray = rgb[..., :1]
+    np.testing.assert_array_equal(
+        preprocess_image(gray, 224).numpy(), preprocess_image(np.repeat(gray, 3, axis=-1), 224).numpy()
+    )
+    rgba = np.concatenate([rgb, np.full_like(rgb[..., :1], 7)], axis=-1)
+    np.testing.assert_array_equal(preprocess_image(rgba, 224).numpy(), preprocess_image(rgb, 224).numpy())
+
+
+def test_single_images_give_single_outputs():
+    photo = images.photographs()["coffee"]
+    data = images.encode(photo, "png")
+    assert preprocess_image(data, 224).shape == (224, 224, 3)
+    assert ImagePreprocessor(224)(photo).shape == (224, 224, 3)
+    np.testing.assert_array_equal(ImagePreprocessor(224)(data).numpy(), preprocess_image(photo[None], 224)[0])
+
+
+def test_normalisation_is_pytorchs_float32_arithmetic():
+    values = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).repeat(3, axis=-1)
+    expected = (values.astype(np.float32) / np.float32(255.0) - images.OPENAI_MEAN) / images.OPENAI_STD
+    np.testing.assert_array_equal(normalize_image(values).numpy(), expected)
+    np.testing.assert_allclose(normalize_image(values.astype(np.float32)).numpy(), expected, atol=1e-6)
+
+
+def test_corrupt_element_is_named_eagerly_and_in_graphs():
+    good = images.encode(images.photographs()["coffee"], "jpeg")
+    truncated = good[: len(good) // 3]
+    preprocess = ImagePreprocessor(224)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="index 1 of the batch.*Invalid JPEG data"):
+        preprocess(tf.constant([good, truncated, good]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="index 2 of the batch: its 9 bytes are not a JPEG"):
+        tf.function(preprocess)(tf.constant([good, good, b"not image"]))
+    # In a graph the decoders' own errors cannot carry the index, but still say what failed.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Invalid JPEG data"):
+        tf.function(preprocess)(tf.constant([good, truncated]))
+
+
+@pytest.mark.parametrize(
+    "bad_input, message",
+    [
+        (np.zeros((2, 8, 8, 3), np.int32), "uint8 .* or float"),
+        (np.zeros((2, 8, 8, 2), np.uint8), "1 \\(grayscale\\), 3 \\(RGB\\) or 4 \\(RGBA\\) channels"),
+        (np.zeros((8, 8), np.uint8), "Expected images"),
+        (np.array([[b"a", b"b"]]), "scalar or a vector of strings"),
+    ],
+)
+def test_bad_inputs_are_named(bad_input, message):
+    with pytest.raises(ValueError, match=message):
+        ImagePreprocessor(224)(bad_input)
