@@ -9,6 +9,8 @@ fast DCT) differs from PIL by about one grey level on average and by up to 18 le
 EXIF orientation is not applied (neither PIL's `Image.open` nor OpenAI's pipeline applies it).
 """
 
+import contextlib
+
 import tensorflow as tf
 
 SUPPORTED_FORMATS = "JPEG, PNG, GIF, BMP or WebP"
@@ -50,6 +52,20 @@ def decode_image(data, name=None):
     ]
     image = tf.case(branches, default=lambda: _unknown_format(data, name), exclusive=False)
     return tf.ensure_shape(image, [None, None, 3])
+
+
+@contextlib.contextmanager
+def naming_decoding_errors(name):
+    """Eagerly, makes the decoders' own errors (e.g. "Invalid JPEG data") say which image failed.
+
+    Graphs cannot do this: there, such errors keep the decoder's message only.
+    """
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        if name in error.message:
+            raise
+        raise tf.errors.InvalidArgumentError(None, None, f"Could not decode {name}: {error.message}") from error
 
 
 def _decode_jpeg(data):

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_clip.image_decoding import decode_image
+from keras_clip.image_decoding import decode_image, naming_decoding_errors
 from keras_clip.image_resizing import resize_and_center_crop
 
 OPENAI_IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -97,14 +97,9 @@ def _preprocess_encoded(data, resolution, parallel_iterations):
 
 
 def _preprocess_eagerly(data, index, resolution):
-    """One element of a batch, naming the element in the decoders' own errors too (graphs cannot)."""
     name = f"the image at index {index} of the batch"
-    try:
+    with naming_decoding_errors(name):
         return _decode_resize_crop(data[index], resolution, name)
-    except tf.errors.InvalidArgumentError as error:
-        if name in error.message:
-            raise
-        raise tf.errors.InvalidArgumentError(None, None, f"Could not decode {name}: {error.message}") from error
 
 
 def preprocess_image(images, resolution, parallel_iterations=DEFAULT_PARALLEL_ITERATIONS):
