@@ -3,14 +3,19 @@
 import math
 
 import keras
+import numpy as np
+import tensorflow as tf
 from keras import ops
 
+from keras_clip.compiled_encoder import CompiledEncoder, is_eager_value
 from keras_clip.layers.modified_resnet import ModifiedResNet
+from keras_clip.layers.shapes import check_image_shape, check_token_shape
 from keras_clip.layers.text_transformer import TextTransformer
 from keras_clip.layers.vision_transformer import VisionTransformer
 from keras_clip.training.contrastive_steps import ContrastiveSteps
 
 MAX_LOGIT_SCALE = math.log(100.0)
+JIT_COMPILE_INFERENCE = False  # measured in benchmarks/inference.py
 
 
 @keras.saving.register_keras_serializable(package="keras_clip")
@@ -130,16 +135,46 @@ class CLIP(ContrastiveSteps, keras.Model):
         self._create_contrastive_metrics()
         self.built = True
 
+    #: Compile the eager inference graphs with XLA (see benchmarks/inference.py).
+    jit_compile_inference = JIT_COMPILE_INFERENCE
+
     @property
     def is_resnet(self):
         return isinstance(self.vision_layers, tuple)
 
+    def _compiled(self, tower):
+        """The cached CompiledEncoder of "visual" or "text" (created on first eager call)."""
+        encoders = self.__dict__.setdefault("_compiled_encoders", {})
+        if tower not in encoders:
+            if tower == "visual":
+                resolution = self.image_resolution
+                spec = tf.TensorSpec((None, resolution, resolution, 3), tf.float32)
+            else:
+                spec = tf.TensorSpec((None, self.context_length), tf.int32)
+            encoders[tower] = CompiledEncoder(getattr(self, tower), spec, self.embed_dim, self.jit_compile_inference)
+        return encoders[tower]
+
     def encode_image(self, images, training=False):
-        """Image embeddings [N, embed_dim], float32, not normalised (as OpenAI's `encode_image`)."""
+        """Image embeddings [N, embed_dim], float32, not normalised (as OpenAI's `encode_image`).
+
+        Eager calls (numpy arrays, eager tensors) run a compiled graph cached on the model;
+        inside `tf.function`, `fit` or a SavedModel the tower is called directly.
+        """
+        if not training and is_eager_value(images):
+            images = images if hasattr(images, "shape") else np.asarray(images, np.float32)
+            check_image_shape(images.shape, self.image_resolution, "encode_image")
+            return self._compiled("visual")(images)
         return ops.cast(self.visual(images, training=training), "float32")
 
     def encode_text(self, tokens, training=False):
-        """Text embeddings [N, embed_dim], float32, not normalised (as OpenAI's `encode_text`)."""
+        """Text embeddings [N, embed_dim], float32, not normalised (as OpenAI's `encode_text`).
+
+        Eager calls run a compiled graph cached on the model, like `encode_image`.
+        """
+        if not training and is_eager_value(tokens):
+            tokens = tokens if hasattr(tokens, "shape") else np.asarray(tokens, np.int32)
+            check_token_shape(tokens.shape, self.context_length)
+            return self._compiled("text")(tokens)
         return ops.cast(self.text(tokens, training=training), "float32")
 
     def logits(self, image_features, text_features):

@@ -1,4 +1,4 @@
-"""Input checks shared by the image towers."""
+"""Input checks shared by the towers."""
 
 
 def check_image_shape(shape, image_resolution, name):
@@ -12,4 +12,14 @@ def check_image_shape(shape, image_resolution, name):
         raise ValueError(
             f"{name} expects images of shape (batch, {image_resolution}, {image_resolution}, 3) (NHWC); "
             f"got shape {shape}. Resize and crop with keras_clip.ImagePreprocessor({image_resolution})."
+        )
+
+
+def check_token_shape(shape, context_length):
+    """Raise a ValueError naming the expected shape when a token batch is not [N, context_length]."""
+    shape = tuple(shape)
+    if len(shape) != 2 or shape[1] not in (None, context_length):
+        raise ValueError(
+            f"The text tower expects tokens of shape (batch, {context_length}); got shape {shape}. "
+            f"Use keras_clip.tokenize(texts, context_length={context_length})."
         )

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_clip.layers.residual_attention_block import LAYER_NORM_EPSILON
+from keras_clip.layers.shapes import check_token_shape
 from keras_clip.layers.transformer import Transformer
 
 
@@ -80,11 +81,7 @@ class TextTransformer(keras.layers.Layer):
                 kernel.assign(keras.random.normal(kernel.shape, stddev=std))
 
     def call(self, tokens):
-        if tokens.shape[-1] is not None and tokens.shape[-1] != self.context_length:
-            raise ValueError(
-                f"TextTransformer expects tokens of shape (batch, {self.context_length}); got shape "
-                f"{tuple(tokens.shape)}. Use keras_clip.tokenize(texts, context_length={self.context_length})."
-            )
+        check_token_shape(tokens.shape, self.context_length)
         x = self.token_embedding(tokens)
         x = x + ops.cast(self.positional_embedding, x.dtype)
         x = self.ln_final(self.transformer(x))
