@@ -191,7 +191,8 @@ class TrainingAugmentation(keras.layers.Layer):
             for index in range(len(inputs)):
                 with naming_decoding_errors(f"the image at index {index} of the batch"):
                     pixels.append(self._augment_one((inputs[index], index), call_seed))
-            pixels = tf.stack(pixels)
+            pixels = tf.stack(pixels) if pixels else tf.zeros([0, self.image_resolution, self.image_resolution, 3])
+            pixels = tf.cast(pixels, pixel_dtype)
         else:
             pixels = tf.map_fn(
                 tf.autograph.experimental.do_not_convert(lambda element: self._augment_one(element, call_seed)),

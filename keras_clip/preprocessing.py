@@ -78,7 +78,8 @@ def _preprocess_encoded(data, resolution, parallel_iterations):
     if data.shape.rank != 1:
         raise ValueError(f"Encoded images must be a scalar or a vector of strings, got shape {data.shape}")
     if tf.executing_eagerly():
-        return normalize_image(tf.stack([_preprocess_eagerly(data, index, resolution) for index in range(len(data))]))
+        pixels = [_preprocess_eagerly(data, index, resolution) for index in range(len(data))]
+        return normalize_image(tf.stack(pixels) if pixels else tf.zeros([0, resolution, resolution, 3], tf.uint8))
 
     # No Python control flow depends on tensors here: skipping AutoGraph's conversion saves seconds of tracing.
     @tf.autograph.experimental.do_not_convert
@@ -136,7 +137,8 @@ class ImagePreprocessor(keras.layers.Layer):
     frame, BMP, WebP; grayscale and alpha become RGB), resizes the shorter side to `image_resolution`
     with PIL's antialiased bicubic filter, crops the centre square, scales to [0, 1] and normalises
     with OpenAI's mean and standard deviation. Encoded images of different sizes in one batch are
-    processed one at a time, so memory is bounded by the largest image, not the batch. Only core
+    processed image by image (at most `parallel_iterations` at once in a graph), so memory is bounded
+    by the largest images, not by the batch size. Only core
     TensorFlow ops are used: the layer works in `tf.data` and in SavedModels served by TF Serving.
 
     Args:

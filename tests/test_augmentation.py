@@ -187,3 +187,9 @@ def test_corrupt_element_is_named():
     encoded = encoded_batch() + [b"GIF89a broken"]
     with pytest.raises(tf.errors.InvalidArgumentError, match="index 3 of the batch"):
         TrainingAugmentation(64, seed=0)(tf.constant(encoded))
+
+
+def test_empty_batch():
+    empty = tf.constant([], tf.string)
+    assert TrainingAugmentation(32, seed=0)(empty).shape == (0, 32, 32, 3)
+    assert tf.function(TrainingAugmentation(32, seed=0))(empty).shape == (0, 32, 32, 3)

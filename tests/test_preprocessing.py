@@ -193,3 +193,9 @@ def test_corrupt_element_is_named_eagerly_and_in_graphs():
 def test_bad_inputs_are_named(bad_input, message):
     with pytest.raises(ValueError, match=message):
         ImagePreprocessor(224)(bad_input)
+
+
+def test_empty_batch():
+    empty = tf.constant([], tf.string)
+    assert ImagePreprocessor(32)(empty).shape == (0, 32, 32, 3)
+    assert tf.function(ImagePreprocessor(32))(empty).shape == (0, 32, 32, 3)
