@@ -120,6 +120,10 @@ def test_keras_model_with_string_input_saves_and_loads(tmp_path):
     path = os.path.join(tmp_path, "preprocessor.keras")
     model.save(path)
     np.testing.assert_array_equal(keras.saving.load_model(path)(encoded).numpy(), before)
+    # Keras' own SavedModel export (it traces with AutoGraph off) serves the same.
+    model.export(os.path.join(tmp_path, "exported"), format="tf_saved_model", verbose=False)
+    exported = tf.saved_model.load(os.path.join(tmp_path, "exported"))
+    np.testing.assert_array_equal(exported.serve(tf.constant(list(encoded))).numpy(), before)
 
 
 def test_layer_contract_on_pixel_batches():
