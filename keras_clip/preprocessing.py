@@ -5,6 +5,11 @@ OpenAI's `clip.load` preprocesses with torchvision on PIL images: `Resize(R, BIC
 here reproduce it with core TensorFlow ops (see `image_resizing` for how the resampling matches PIL's),
 so the same graph runs eagerly, in `tf.function`, in `tf.data` and in a SavedModel served by stock
 TensorFlow Serving.
+
+Where OpenAI's pipeline has PIL quirks, the image's content wins: palette images (GIF, palette PNG/BMP)
+are resized bicubically after decoding (PIL resizes palette indices with nearest neighbour), RGBA images
+lose their alpha before resizing (PIL resizes premultiplied colours), and 16-bit grayscale PNGs keep
+their high byte (PIL saturates them to white). RGB, grayscale and CMYK images match OpenAI's exactly.
 """
 
 import keras
