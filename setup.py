@@ -33,6 +33,9 @@ setup(
             "regex",
             "pillow",
             "psutil",
+            # Real photographs bundled with these packages are the preprocessing tests' inputs.
+            "scikit-learn",
+            "scikit-image",
         ],
     },
     entry_points={"console_scripts": ["keras-clip=keras_clip.cli:main"]},
