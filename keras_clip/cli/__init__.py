@@ -8,11 +8,9 @@ import sys
 # (and a module docstring whose first line is the subcommand's help).
 SUBCOMMANDS = {
     "models": "models",
+    "embed": "embed",
+    "search": "search",
 }
-
-
-def register(name, module):
-    SUBCOMMANDS[name] = module
 
 
 def build_parser():

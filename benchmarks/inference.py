@@ -1,0 +1,123 @@
+"""Inference speed of keras_clip against OpenAI's PyTorch model on this machine, in one run.
+
+For one architecture (random weights: speed does not depend on their values), measures in
+interleaved rounds, same process, same inputs:
+- image throughput at batch 32, text throughput at batch 32, batch-1 image latency;
+- keras_clip in float32 (the default `model.encode_image` / `encode_text` fast path), float32
+  with XLA, bfloat16 and int8 weight quantisation, against OpenAI's model in float32 eager
+  PyTorch (`torch.no_grad()`, `torch.set_num_threads(cores)`);
+- each as a ratio to PyTorch float32 and as a fraction of the measured matmul peak.
+
+Usage: python benchmarks/inference.py [--model ViT-B/32] [--rounds 7] [--modes float32,xla,bfloat16,int8]
+"""
+
+import argparse
+
+import numpy as np
+
+from benchmarks.common import interleaved_medians, machine_description, matmul_peak_gflops, print_table, torch_flops
+
+MODES = ("float32", "xla", "bfloat16", "int8")
+
+
+def keras_model(state_dict, mode):
+    import keras_clip
+
+    if mode in ("float32", "xla", "int8"):
+        model = keras_clip.build_model(state_dict)
+    elif mode == "bfloat16":
+        model = keras_clip.build_model(state_dict, dtype="bfloat16")
+    else:
+        raise ValueError(f"unknown mode {mode}")
+    if mode == "xla":
+        model.jit_compile_inference = True
+    if mode == "int8":
+        model.quantize("int8")
+    return model
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="ViT-B/32")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--modes", default=",".join(MODES))
+    args = parser.parse_args()
+
+    import os
+
+    import torch
+
+    from keras_clip.configs import architecture
+    from tests.helpers.model_inputs import random_images, random_tokens
+    from tests.helpers.openai_reference import random_reference_model
+
+    torch.set_num_threads(os.cpu_count())
+    config = architecture(args.model)
+    reference, state_dict = random_reference_model(config)
+    resolution = config["image_resolution"]
+    images, tokens = random_images(args.batch, resolution), random_tokens(args.batch)
+    torch_images = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+    torch_tokens = torch.from_numpy(tokens.astype(np.int64))
+    modes = [mode for mode in args.modes.split(",") if mode]
+    models = {mode: keras_model(state_dict, mode) for mode in modes}
+
+    def torch_call(function, *inputs):
+        def run():
+            with torch.no_grad():
+                function(*inputs)
+
+        return run
+
+    def keras_call(function, inputs):
+        return lambda: np.asarray(function(inputs))
+
+    flops = {
+        "image": torch_flops(lambda: reference.encode_image(torch_images)),
+        "text": torch_flops(lambda: reference.encode_text(torch_tokens)),
+        "latency": torch_flops(lambda: reference.encode_image(torch_images[:1])),
+    }
+    peaks = {"float32": matmul_peak_gflops("float32"), "bfloat16": matmul_peak_gflops("bfloat16")}
+    print(f"Machine: {machine_description()}")
+    print(f"Matmul peak: float32 {peaks['float32']:.0f} GFLOP/s, bfloat16 {peaks['bfloat16']:.0f} GFLOP/s")
+    print(f"Model: {args.model} (random weights), batch {args.batch}, {args.rounds} interleaved rounds, medians\n")
+
+    results = {}
+    for task, batch_images, batch_tokens in (
+        ("image", images, None),
+        ("text", None, tokens),
+        ("latency", images[:1], None),
+    ):
+        candidates = {"pytorch float32": (
+            torch_call(reference.encode_image, torch_images if task == "image" else torch_images[:1])
+            if task != "text" else torch_call(reference.encode_text, torch_tokens)
+        )}
+        for mode, model in models.items():
+            function = model.encode_text if task == "text" else model.encode_image
+            candidates[f"keras_clip {mode}"] = keras_call(function, batch_tokens if task == "text" else batch_images)
+        results[task] = interleaved_medians(candidates, args.rounds)
+
+    rows = []
+    for name in results["image"]:
+        precision = "bfloat16" if "bfloat16" in name else "float32"
+        image_s, text_s, latency_s = results["image"][name], results["text"][name], results["latency"][name]
+        torch_image, torch_text, torch_latency = (results[t]["pytorch float32"] for t in ("image", "text", "latency"))
+        rows.append([
+            name,
+            f"{args.batch / image_s:.1f}",
+            f"{torch_image / image_s:.2f}x",
+            f"{flops['image'] / image_s / 1e9:.0f} ({flops['image'] / image_s / 1e9 / peaks[precision]:.0%})",
+            f"{args.batch / text_s:.1f}",
+            f"{torch_text / text_s:.2f}x",
+            f"{latency_s * 1000:.1f}",
+            f"{latency_s / torch_latency:.2f}x",
+        ])
+    print_table(
+        ["", "images/s", "vs PyTorch", "image GFLOP/s (of peak)", "texts/s", "vs PyTorch", "batch-1 image ms",
+         "vs PyTorch"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()

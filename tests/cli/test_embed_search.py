@@ -1,0 +1,30 @@
+"""`keras-clip embed` then `keras-clip search` on real photographs with a local model file."""
+
+import json
+
+import numpy as np
+
+from keras_clip.cli import main
+from keras_clip.embedding import embed_texts, search
+from tests.test_embedding import write_photos
+from tests.helpers.tiny_models import tiny_clip
+
+
+def test_embed_then_search(tmp_path, capsys):
+    model = tiny_clip()
+    model.save(tmp_path / "tiny.keras")
+    paths = write_photos(tmp_path / "photos", 4)
+    (tmp_path / "photos" / "notes.txt").write_text("not an image")
+    (tmp_path / "photos" / "broken.png").write_bytes(b"\x89PNG broken")
+    out = tmp_path / "photos.npy"
+
+    assert main(["embed", str(tmp_path / "photos"), "--out", str(out), "--model", str(tmp_path / "tiny.keras")]) == 0
+    assert "Wrote 4 embeddings of size 32" in capsys.readouterr().out
+    index = json.loads((tmp_path / "photos.json").read_text())
+    assert index["paths"] == paths and np.load(out).shape == (4, 32)
+
+    assert main(["search", str(out), "a dog on a beach", "--top-k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().split("\n")
+    rows, scores = search(np.load(out), embed_texts(["a dog on a beach"], model, progress=False), top_k=3)
+    assert lines[0] == "'a dog on a beach':"
+    assert [line.split()[1:] for line in lines[1:]] == [[f"{s:.4f}", paths[r]] for r, s in zip(rows[0], scores[0])]
