@@ -14,14 +14,17 @@ same checkpoint again skips reading and converting it.
 import os
 import warnings
 
+import numpy as np
+
 from keras_clip.checkpoints import download
-from keras_clip.checkpoints.converted_cache import converted_path, load_converted, save_converted
+from keras_clip.checkpoints.converted_cache import checkpoint_sha256, converted_path, load_converted, save_converted
 from keras_clip.checkpoints.deferred_init import build_with_assigned_values
 from keras_clip.checkpoints.errors import CheckpointError
 from keras_clip.checkpoints.hf_names import hf_to_openai, is_hf_clip
 from keras_clip.checkpoints.keras_files import load_model_file, load_weights_file
-from keras_clip.checkpoints.openai_state_dict import StateDictError, build_model
+from keras_clip.checkpoints.openai_state_dict import StateDictError, build_model, openai_weight_map
 from keras_clip.checkpoints.safetensors_io import read_safetensors
+from keras_clip.checkpoints.stored_array import prefetched
 from keras_clip.checkpoints.torch_zip import LEGACY_TORCH_MAGIC, ZIP_MAGIC, read_torch_state_dict
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -103,13 +106,23 @@ def _convert(path, kind, sha256, root, name):
     model = _cached_model(cache_file, name)
     if model is not None:
         return model
-    state_dict = read_openai_state_dict(path, kind)
     try:
-        model = build_with_assigned_values(lambda: build_model(state_dict, name=name))
+        # build_model assigns in sorted key order: read in that order while it creates the layers.
+        with prefetched(read_openai_state_dict(path, kind)) as state_dict:
+            model = build_with_assigned_values(lambda: build_model(state_dict, name=name))
     except StateDictError as error:
         raise StateDictError(f"{path}: {error}") from None
-    save_converted(model, cache_file, sha256)
+    save_converted(model, cache_file, sha256, half_precision=_from_float16(model, state_dict))
     return model
+
+
+def _from_float16(model, state_dict):
+    """The model's weights whose values came from float16 arrays (OpenAI's releases store most so)."""
+    return [
+        variable
+        for key, (variable, _) in openai_weight_map(model).items()
+        if variable is not None and key in state_dict and np.dtype(state_dict[key].dtype) == np.float16
+    ]
 
 
 def load_model(name_or_path, cache_dir=None, progress=True):
@@ -134,7 +147,7 @@ def load_model(name_or_path, cache_dir=None, progress=True):
         return load_model_file(name_or_path)
     if kind == "weights.h5":
         return load_weights_file(name_or_path)
-    return _convert(name_or_path, kind, download.file_sha256(name_or_path), root, "clip")
+    return _convert(name_or_path, kind, checkpoint_sha256(name_or_path, root), root, "clip")
 
 
 def load(name_or_path, cache_dir=None):

@@ -5,6 +5,8 @@ dtype, and reads its bytes from the file only when converted with `np.asarray`. 
 that uses one weight at a time therefore holds one weight in memory, not the whole file.
 """
 
+import concurrent.futures
+import contextlib
 import os
 import threading
 
@@ -14,6 +16,19 @@ from keras_clip.checkpoints.errors import CheckpointError
 
 # numpy has no bfloat16: such arrays are read as uint16 and widened to float32 (exactly).
 BFLOAT16 = "bfloat16"
+
+
+def aligned_empty(shape, dtype, alignment=64):
+    """An uninitialised C-contiguous array whose data starts at a multiple of `alignment` bytes.
+
+    TensorFlow can then use the memory as a tensor's buffer without copying it (its kernels
+    assume 64-byte aligned data; numpy only guarantees 16).
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + alignment, np.uint8)
+    start = -raw.ctypes.data % alignment
+    return raw[start : start + nbytes].view(dtype).reshape(shape)
 
 
 def bfloat16_to_float32(bits):
@@ -96,7 +111,7 @@ class StoredArray:
         if self.size == 0:
             return np.empty(self.shape, raw_dtype)
         if self.is_contiguous:
-            array = np.empty(self.shape, raw_dtype)
+            array = aligned_empty(self.shape, raw_dtype)
             self.source.read_into(self.offset, array)
             return array
         # Read the span the strided view covers, then copy the view out of it.
@@ -153,3 +168,52 @@ def _contiguous_strides(shape):
         strides.append(step)
         step *= max(size, 1)
     return tuple(reversed(strides))
+
+
+class PrefetchedArray:
+    """An array being read by a background thread; `np.asarray` waits for it.
+
+    The prefetched copy is handed out once and then forgotten (so memory is released as a
+    consumer goes through the arrays); a second `np.asarray` reads the source again.
+    """
+
+    def __init__(self, source, future):
+        self.shape = tuple(source.shape)
+        self.dtype = source.dtype
+        self._source = source
+        self._future = future
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __array__(self, dtype=None, copy=None):
+        if self._future is not None:
+            array, self._future = self._future.result(), None
+        else:
+            array = np.asarray(self._source)
+        return array if dtype is None else array.astype(dtype, copy=False)
+
+
+@contextlib.contextmanager
+def prefetched(arrays, read=np.asarray):
+    """`{name: PrefetchedArray}` read one after another, in sorted name order, by a background thread.
+
+    Reading overlaps with whatever the caller does meanwhile (e.g. creating a model's layers).
+    Leaving the block stops the reading.
+
+    Args:
+        arrays: name -> array-like (e.g. `StoredArray`).
+        read: how the thread turns one into a numpy array (default `np.asarray`).
+
+    Example:
+    >>> with prefetched(state_dict) as state_dict:
+    ...     model = build_model(state_dict)
+    """
+    reader = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="keras_clip_reader")
+    try:
+        yield {
+            name: PrefetchedArray(arrays[name], reader.submit(read, arrays[name])) for name in sorted(arrays)
+        }
+    finally:
+        reader.shutdown(wait=True, cancel_futures=True)
