@@ -95,20 +95,20 @@ class BytePairEncoder(tf.Module):
                 word_ids.append(i)
         encoder = bytes_to_unicode()
         pair_keys = [ids[first] * _PAIR_BASE + ids[second] for first, second in merges]
+        pair_values = [rank * _PAIR_BASE + ids[first + second] for rank, (first, second) in enumerate(merges)]
         with tf.init_scope():
             self._words = tf.lookup.StaticHashTable(
                 tf.lookup.KeyValueTensorInitializer(tf.constant(words), tf.constant(word_ids, tf.int64)), -1
             )
             self._merges = tf.lookup.StaticHashTable(
                 tf.lookup.KeyValueTensorInitializer(
-                    tf.constant(pair_keys, tf.int64), tf.range(len(merges), dtype=tf.int64)
+                    tf.constant(pair_keys, tf.int64), tf.constant(pair_values, tf.int64)
                 ),
                 _NO_MERGE,
             )
             # Keyed by a 62-bit hash of the word (string -> string tables do not exist); the value
             # repeats the word, so a hash collision is detected and treated as a miss.
             self._cache = tf.lookup.experimental.MutableHashTable(tf.int64, tf.string, default_value=b"")
-        self._merged_ids = tf.constant([ids[a + b] for a, b in merges], tf.int64)
         self._byte_ids = tf.constant([ids[encoder[b]] for b in range(256)], tf.int64)
         self._byte_end_ids = tf.constant([ids[encoder[b] + WORD_END] for b in range(256)], tf.int64)
         self.token_bytes = tf.constant(pieces)  # id -> raw bytes, "</w>" written as a space
@@ -116,14 +116,18 @@ class BytePairEncoder(tf.Module):
     @tf.Module.with_name_scope
     def encode(self, words):
         """1-D tf.string of words -> int32 RaggedTensor [num_words, None] of ids."""
-        # No tf.cond below: in tf.data a functional If costs more than the empty path does.
-        unique, index = tf.unique(words)
+        unique, index = tf.unique(words, out_idx=tf.int64)
         found = self._words.lookup(unique)
-        as_text = tf.strings.unicode_encode(tf.expand_dims(tf.cast(tf.maximum(found, 0), tf.int32), 1), "UTF-8")
+        single = tf.range(tf.size(unique, out_type=tf.int64) + 1)
+        as_text = _ids_to_text(tf.cast(tf.maximum(found, 0), tf.int32), single)
         missing = tf.where(found < 0)
         as_text = tf.tensor_scatter_nd_update(as_text, missing, self._encode_missing(tf.gather_nd(unique, missing)))
         # Ids travel as the codepoints of a UTF-8 string (all ids are below the surrogates).
-        return tf.strings.unicode_decode(tf.gather(as_text, index), "UTF-8")
+        splits, ids = tf.raw_ops.UnicodeDecode(
+            input=tf.gather(as_text, index), input_encoding="UTF-8", errors="strict", replacement_char=0xFFFD,
+            replace_control_characters=False, Tsplits=tf.int64,
+        )
+        return tf.RaggedTensor.from_row_splits(ids, splits, validate=False)
 
     def _encode_missing(self, words):
         """Out-of-vocabulary words -> their ids as UTF-8 text, from the cache or the merge loop."""
@@ -134,7 +138,8 @@ class BytePairEncoder(tf.Module):
         cached = suffix(cached, tf.minimum(prefix_length, tf.strings.length(cached)))
         uncached = tf.where(tf.logical_not(hit))
         new_words = tf.gather_nd(words, uncached)
-        encoded = tf.strings.unicode_encode(tf.cast(self.merge(new_words), tf.int32), "UTF-8")
+        symbols, splits = self._merge(new_words)
+        encoded = _ids_to_text(tf.cast(symbols, tf.int32), splits)
         room = tf.maximum(_CACHE_CAPACITY - self._cache.size(), 0)
         keep = tf.minimum(room, tf.size(new_words, out_type=tf.int64))
         insert = self._cache.insert(
@@ -144,21 +149,31 @@ class BytePairEncoder(tf.Module):
             return tf.tensor_scatter_nd_update(cached, uncached, encoded)
 
     def merge(self, words):
-        """The BPE merge loop on raw words -> int64 RaggedTensor of ids."""
-        chars = tf.strings.bytes_split(words)
-        byte_values = tf.cast(tf.reshape(tf.io.decode_raw(chars.flat_values, tf.uint8), [-1]), tf.int64)
-        word_of = chars.value_rowids()
-        is_last = tf.equal(tf.range(tf.size(word_of, out_type=tf.int64)) + 1, tf.gather(chars.row_limits(), word_of))
+        """The BPE merge loop on raw words (no vocabulary, no cache) -> int64 RaggedTensor of ids."""
+        symbols, splits = self._merge(words)
+        return tf.RaggedTensor.from_row_splits(symbols, splits, validate=False)
+
+    def _merge(self, words):
+        """-> (int64 ids of all words concatenated, int64 row splits)."""
+        splits, byte_values = tf.raw_ops.UnicodeDecode(
+            input=words, input_encoding="ISO-8859-1", errors="strict", replacement_char=0xFFFD,
+            replace_control_characters=False, Tsplits=tf.int64,
+        )  # Latin-1 decoding gives each byte's value
+        byte_values = tf.cast(byte_values, tf.int64)
+        position = tf.range(tf.size(byte_values, out_type=tf.int64))
+        word_of = tf.searchsorted(splits[1:], position, side="right", out_type=tf.int64)
+        is_last = tf.equal(position + 1, tf.gather(splits[1:], word_of))
         symbols = tf.where(is_last, tf.gather(self._byte_end_ids, byte_values), tf.gather(self._byte_ids, byte_values))
-        num_words = chars.nrows()
+        num_words = tf.size(words, out_type=tf.int64)
 
         def body(symbols, word_of, _):
             size = tf.size(symbols, out_type=tf.int64)
             following = tf.concat([symbols[1:], [0]], axis=0)
             has_pair = tf.equal(tf.concat([word_of[1:], [-1]], axis=0), word_of)
-            ranks = tf.where(has_pair, self._merges.lookup(symbols * _PAIR_BASE + following), _NO_MERGE)
-            best = tf.math.unsorted_segment_min(ranks, word_of, num_words)
-            match = tf.equal(ranks, tf.gather(best, word_of)) & (ranks < _NO_MERGE)
+            # Table values are rank * 2**16 + merged id, so the minimum is the lowest-ranked merge.
+            found = tf.where(has_pair, self._merges.lookup(symbols * _PAIR_BASE + following), _NO_MERGE)
+            best = tf.math.unsorted_segment_min(found, word_of, num_words)
+            match = tf.equal(found, tf.gather(best, word_of)) & (found < _NO_MERGE)
             # A run of matches only happens for a pair (a, a): merge its 1st, 3rd, ... like Python's scan.
             others = tf.logical_not(match)
             others_before = tf.cumsum(tf.cast(others, tf.int64))
@@ -166,9 +181,8 @@ class BytePairEncoder(tf.Module):
             last_other = tf.where(
                 others_before > 0, tf.gather(other_positions, tf.maximum(others_before - 1, 0)), -1
             )
-            offset_in_run = tf.range(size) - last_other - 1
-            chosen = match & tf.equal(offset_in_run % 2, 0)
-            symbols = tf.where(chosen, tf.gather(self._merged_ids, tf.where(chosen, ranks, 0)), symbols)
+            chosen = match & tf.equal((tf.range(size) - last_other - 1) % 2, 0)
+            symbols = tf.where(chosen, found % _PAIR_BASE, symbols)
             keep = tf.logical_not(tf.concat([[False], chosen[:-1]], axis=0))
             return tf.boolean_mask(symbols, keep), tf.boolean_mask(word_of, keep), tf.reduce_any(match)
 
@@ -178,4 +192,10 @@ class BytePairEncoder(tf.Module):
             (symbols, word_of, tf.size(symbols) > 0),
             shape_invariants=(tf.TensorShape([None]), tf.TensorShape([None]), tf.TensorShape([])),
         )
-        return tf.RaggedTensor.from_value_rowids(symbols, word_of, nrows=num_words, validate=False)
+        return symbols, tf.searchsorted(word_of, tf.range(num_words + 1), side="left", out_type=tf.int64)
+
+
+def _ids_to_text(ids, splits):
+    return tf.raw_ops.UnicodeEncode(
+        input_values=ids, input_splits=splits, output_encoding="UTF-8", errors="strict", replacement_char=0xFFFD
+    )

@@ -26,7 +26,6 @@ _FENCE = "\ufeff"
 
 _ENTITY_PATTERN = r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)"  # html.unescape's
 _FTFY_ENTITY_PATTERN = r"&#?[0-9A-Za-z]{1,24};"  # ftfy.fixes.unescape_html's
-_LEGACY_ENTITY_LENGTHS = range(6, 1, -1)  # html5 names without ";" are 2 to 6 characters long
 
 
 @functools.lru_cache(maxsize=None)
@@ -56,37 +55,40 @@ def suffix(texts, start):
     return tf.strings.substr(texts, start, tf.strings.length(texts) - start)
 
 
-def _map_matches(texts, pattern, replace):
-    """Replaces every match of `pattern` with `replace(matches)` (1-D string -> 1-D string), one pass.
+def split_on(texts, separator):
+    """1-D strings -> (row of each piece, its position in the row, the pieces), all 1-D.
 
-    No tf.cond guards this: tf.data runs a functional If for ~0.2 ms, more than the no-match path costs.
+    The raw op keeps the graph small (the RaggedTensor wrappers add ~100 nodes per call, which
+    every tf.data iterator re-instantiates). `separator=b""` splits on whitespace, dropping empties.
     """
+    indices, pieces, _ = tf.raw_ops.StringSplitV2(input=texts, sep=separator, maxsplit=-1)
+    return indices[:, 0], indices[:, 1], pieces
+
+
+def _map_matches(texts, pattern, replace):
+    """Replaces every match of `pattern` with `replace(matches)` (1-D string -> 1-D string), in one pass."""
     marked = tf.strings.regex_replace(texts, pattern, MARK + b"\\0" + MARK)
-    pieces = tf.strings.split(marked, sep=MARK)
-    flat = pieces.flat_values
+    row, position, pieces = split_on(marked, MARK)
     # Splitting "a<M>m1<M>b<M>m2<M>c" on the mark puts the matches at the odd positions of each row.
-    position = tf.range(tf.size(flat, out_type=tf.int64)) - tf.gather(pieces.row_starts(), pieces.value_rowids())
-    where = tf.where(position % 2 == 1)
-    flat = tf.tensor_scatter_nd_update(flat, where, replace(tf.gather_nd(flat, where)))
-    return tf.strings.reduce_join(pieces.with_flat_values(flat), axis=-1)
+    where = tf.where(tf.equal(position % 2, 1))
+    pieces = tf.tensor_scatter_nd_update(pieces, where, replace(tf.gather_nd(pieces, where)))
+    return tf.strings.unsorted_segment_join(pieces, row, tf.size(texts, out_type=tf.int64))
 
 
 def _translate(texts, pattern, table):
     """Replaces each character matched by `pattern` with its value in `table`."""
-
-    def replace(chars):
-        return table.lookup(chars)
-
-    return _map_matches(texts, pattern, replace)
+    return _map_matches(texts, pattern, table.lookup)
 
 
-def _fixed_width_number(digits, width, base):
-    """Strings of at most `width` digits in `base` (10 or 16) -> int64, without string parsing ops."""
+def _parse_number(digits, is_hex):
+    """Strings of at most 7 decimal or hex digits -> int64, without string parsing ops."""
+    width = 7
     length = tf.strings.length(digits)
     padded = tf.strings.substr(tf.strings.join([b"0" * width, digits]), length, tf.fill(tf.shape(length), width))
     codes = tf.cast(tf.reshape(tf.io.decode_raw(padded, tf.uint8), [-1, width]), tf.int64)
     values = tf.where(codes <= ord("9"), codes - ord("0"), tf.bitwise.bitwise_or(codes, 32) - (ord("a") - 10))
-    weights = tf.constant([base ** (width - 1 - i) for i in range(width)], tf.int64)
+    base = tf.where(is_hex, tf.constant(16, tf.int64), tf.constant(10, tf.int64))
+    weights = tf.pow(tf.expand_dims(base, 1), tf.range(width - 1, -1, -1, dtype=tf.int64))
     return tf.reduce_sum(values * weights, axis=1)
 
 
@@ -126,6 +128,9 @@ class TextCleaner(tf.Module):
         self._strip_pattern = f"^{space}+|{space}+$"
         self._collapse_pattern = char_class(t["regex_whitespace"]) + "+"
         cased, ignorable = t["sigma_cased"], t["sigma_case_ignorable"]
+        # html.unescape's fallback: the longest html5 name without ";" that prefixes the reference.
+        legacy = sorted((name for name in html.entities.html5 if not name.endswith(";")), key=len, reverse=True)
+        self._legacy_prefix_pattern = "^(&(?:" + "|".join(legacy) + "))(?s:.+)$"
         self._final_sigma_pattern = "({a})({i}*)\u03a3({i}*)({b}|$)".format(
             a=char_class(cased), i=char_class(ignorable), b=char_class(cased + ignorable, negate=True)
         )
@@ -203,16 +208,9 @@ class TextCleaner(tf.Module):
 
     def _html_reference(self, refs):
         named = self._entities.lookup(refs)
-        # No exact name: the longest name (without ";") that prefixes the reference, then the rest.
-        prefixed = tf.fill(tf.shape(refs), MARK)
-        length = tf.strings.length(refs)
-        for size in _LEGACY_ENTITY_LENGTHS:
-            name = tf.strings.substr(refs, tf.zeros_like(length), tf.fill(tf.shape(length), size + 1))
-            value = self._entities.lookup(name)
-            usable = tf.not_equal(value, MARK) & (length > size + 1) & tf.equal(prefixed, MARK)
-            rest = suffix(refs, tf.minimum(size + 1, length))
-            prefixed = tf.where(usable, tf.strings.join([value, rest]), prefixed)
-        named = tf.where(tf.not_equal(named, MARK), named, tf.where(tf.not_equal(prefixed, MARK), prefixed, refs))
+        prefix = tf.strings.regex_replace(refs, self._legacy_prefix_pattern, r"\1")
+        prefixed = tf.strings.join([self._entities.lookup(prefix), suffix(refs, tf.strings.length(prefix))])
+        named = tf.where(tf.not_equal(named, MARK), named, tf.where(tf.not_equal(prefix, refs), prefixed, refs))
         numeric = tf.strings.regex_full_match(refs, "&#.*")
         return tf.where(numeric, self._numeric_reference(refs), named)
 
@@ -221,11 +219,8 @@ class TextCleaner(tf.Module):
         is_hex = tf.strings.regex_full_match(refs, "&#[xX].*")
         digits = tf.strings.regex_replace(refs, "^&#[xX]?0*|;$", "")
         length = tf.strings.length(digits)
-        too_long = tf.where(is_hex, length > 6, length > 7)  # anything longer is above U+10FFFF
-        digits = tf.where(too_long, "", digits)
-        codepoint = tf.where(
-            is_hex, _fixed_width_number(digits, 6, 16), _fixed_width_number(digits, 7, 10)
-        )
+        too_long = length > tf.where(is_hex, 6, 7)  # anything longer is above U+10FFFF
+        codepoint = _parse_number(tf.where(too_long, "", digits), is_hex)
         codepoint = tf.where(too_long, tf.constant(0x110000, tf.int64), codepoint)
         special = self._numeric_specials.lookup(codepoint)
         invalid = (codepoint < 0) | (codepoint > 0x10FFFF) | ((codepoint >= 0xD800) & (codepoint <= 0xDFFF))

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_clip.bpe import EOT_ID, SOT_ID, VOCAB_SIZE, BytePairEncoder
-from keras_clip.text_cleaning import TextCleaner, char_class, load_tables
+from keras_clip.text_cleaning import TextCleaner, char_class, load_tables, split_on
 
 
 def _split_patterns():
@@ -118,16 +118,16 @@ class Tokenizer(keras.layers.Layer):
         """1-D tf.string -> (int32 ids [N, context_length] with EOT kept last, int32 untruncated lengths [N])."""
         texts = tf.strings.regex_replace(self._cleaner(texts), self._skipped_pattern, " ")
         # Only spaces are left between the pattern's matches: space them out and split.
-        words = tf.strings.split(tf.strings.regex_replace(texts, self._word_pattern, " \\0 "))
-        word_ids = self._bpe.encode(words.flat_values)
-        # [SOT, ids..., EOT, 0...] written with one scatter (ragged concatenation adds asserts and
-        # conditionals that cost far more than the arithmetic in tf.data).
+        text_of_word, _, words = split_on(tf.strings.regex_replace(texts, self._word_pattern, " \\0 "), b"")
+        word_ids = self._bpe.encode(words)
         ids = word_ids.flat_values
-        count = words.nrows(out_type=tf.int32)
-        text_of = tf.gather(tf.cast(words.value_rowids(), tf.int32), tf.cast(word_ids.value_rowids(), tf.int32))
+        positions = tf.range(tf.size(ids, out_type=tf.int64))
+        word_of = tf.searchsorted(word_ids.row_splits[1:], positions, side="right", out_type=tf.int64)
+        text_of = tf.cast(tf.gather(text_of_word, word_of), tf.int32)
+        # [SOT, ids..., EOT, 0...] written by one scatter: cut at context_length - 2 ids, EOT last.
+        count = tf.size(texts)
         tokens = tf.math.unsorted_segment_sum(tf.ones_like(ids), text_of, count)
-        first = tf.cumsum(tokens, exclusive=True)
-        column = tf.range(tf.size(ids)) - tf.gather(first, text_of) + 1
+        column = tf.range(tf.size(ids)) - tf.gather(tf.cumsum(tokens, exclusive=True), text_of) + 1
         kept = tf.where(column <= self.context_length - 2)[:, 0]
         rows = tf.range(count)
         indices = tf.concat(

@@ -19,17 +19,16 @@ from tests.helpers.tokenizer_reference import mojibake_repair_changes, reference
 # `import tensorflow` alone) ...
 CORE_OPS = {
     "Add", "AddV2", "All", "Any", "ArgMin", "Assert", "BitwiseOr", "BroadcastTo", "Cast", "ConcatV2", "Const",
-    "Cumsum", "DecodeRaw", "DenseBincount", "Equal", "ExpandDims", "Fill", "FloorMod", "GatherNd", "GatherV2",
-    "Greater", "GreaterEqual", "HashTableV2", "Identity", "If", "Less", "LessEqual", "LogicalAnd", "LogicalNot",
-    "LogicalOr", "LookupTableExportV2", "LookupTableFindV2", "LookupTableImportV2", "LookupTableInsertV2",
-    "LookupTableSizeV2", "Max", "Maximum", "MergeV2Checkpoints", "Minimum", "Mul", "MutableHashTableV2", "NoOp",
-    "NotEqual", "OnesLike", "Pack", "PartitionedCall", "Placeholder", "Prod", "Range", "Reshape", "RestoreV2",
-    "SaveV2", "ScatterNd", "Select", "SelectV2", "Shape", "ShardedFilename", "Size", "Squeeze",
+    "Cumsum", "DecodeRaw", "Equal", "ExpandDims", "Fill", "FloorMod", "GatherNd", "GatherV2", "Greater",
+    "GreaterEqual", "HashTableV2", "Identity", "If", "Less", "LessEqual", "LogicalAnd", "LogicalNot", "LogicalOr",
+    "LookupTableExportV2", "LookupTableFindV2", "LookupTableImportV2", "LookupTableInsertV2", "LookupTableSizeV2",
+    "LowerBound", "Max", "Maximum", "MergeV2Checkpoints", "Minimum", "Mul", "MutableHashTableV2", "NoOp",
+    "NotEqual", "OnesLike", "Pack", "PartitionedCall", "Placeholder", "Pow", "Prod", "Range", "Reshape",
+    "RestoreV2", "SaveV2", "ScatterNd", "Select", "SelectV2", "Shape", "ShardedFilename", "Size", "Squeeze",
     "StatefulPartitionedCall", "StaticRegexFullMatch", "StaticRegexReplace", "StridedSlice", "StringJoin",
-    "StringLength", "StringLower", "StringSplit", "StringSplitV2", "StringStrip", "StringToHashBucketFast", "Sub",
-    "Substr", "Sum",
+    "StringLength", "StringLower", "StringSplitV2", "StringStrip", "StringToHashBucketFast", "Sub", "Substr", "Sum",
     "TensorScatterUpdate", "Tile", "UnicodeDecode", "UnicodeEncode", "UnicodeTranscode", "Unique",
-    "UnsortedSegmentJoin", "UnsortedSegmentMin", "UnsortedSegmentSum", "Where", "While", "ZerosLike",
+    "UnsortedSegmentJoin", "UnsortedSegmentMin", "UnsortedSegmentSum", "UpperBound", "Where", "While", "ZerosLike",
 }
 # ... and the TF Text ops that stock tensorflow_model_server links in (its tensorflow_text:ops_lib).
 TF_TEXT_OPS = {"NormalizeUTF8"}
