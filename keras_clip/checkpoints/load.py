@@ -29,6 +29,13 @@ from keras_clip.checkpoints.torch_zip import LEGACY_TORCH_MAGIC, ZIP_MAGIC, read
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+# Weights files of a model folder as open_clip and transformers publish them, in order of preference.
+FOLDER_CHECKPOINTS = (
+    "open_clip_model.safetensors",
+    "model.safetensors",
+    "open_clip_pytorch_model.bin",
+    "pytorch_model.bin",
+)
 
 
 def model_name(name):
@@ -125,6 +132,15 @@ def _from_float16(model, state_dict):
     ]
 
 
+def _checkpoint_in_folder(folder):
+    """The weights file of a downloaded model folder (open_clip's or transformers' file names)."""
+    for file_name in FOLDER_CHECKPOINTS:
+        path = os.path.join(folder, file_name)
+        if os.path.isfile(path):
+            return path
+    raise CheckpointError(f"{folder} is a folder without a checkpoint file; looked for {', '.join(FOLDER_CHECKPOINTS)}")
+
+
 def load_model(name_or_path, cache_dir=None, progress=True):
     """A `keras_clip.CLIP` from a released model's name or a checkpoint file (see `load`)."""
     root = download.cache_root(cache_dir)
@@ -137,6 +153,8 @@ def load_model(name_or_path, cache_dir=None, progress=True):
             return model
         path = download.download_checkpoint(name_or_path, cache_dir=root, progress=progress)
         return _convert(path, "torch", sha256, root, name)
+    if os.path.isdir(name_or_path):
+        name_or_path = _checkpoint_in_folder(name_or_path)
     if not os.path.isfile(name_or_path):
         raise ValueError(
             f"{name_or_path!r} is neither a released CLIP model ({', '.join(download.OPENAI_MODELS)}) "
@@ -158,7 +176,8 @@ def load(name_or_path, cache_dir=None):
             SHA256-checked), or the path of a checkpoint: OpenAI's TorchScript `.pt`, a
             `torch.save` state dict (`.pt`/`.pth`/`.bin`), a `.safetensors` file (OpenAI /
             open_clip or Hugging Face `CLIPModel` names), a `.keras` model or a `.weights.h5`
-            written by keras_clip.
+            written by keras_clip; or a folder holding one of `FOLDER_CHECKPOINTS` (as
+            open_clip's and transformers' downloads do).
         cache_dir: where downloads and converted weights are cached (default `$KERAS_CLIP_CACHE`,
             else `~/.cache/keras_clip`).
 

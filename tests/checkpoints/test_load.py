@@ -208,6 +208,12 @@ def test_formats_are_recognised_by_content(tmp_path, resnet_state_dict):
         load_model(str(text))
 
 
+def test_folder_without_checkpoint_is_named(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="folder without a checkpoint file; looked for open_clip_model"):
+        load_model(str(tmp_path))
+
+
 def test_unknown_name_or_missing_file(tmp_path):
     with pytest.raises(ValueError, match=r"neither a released CLIP model \(RN50, .*ViT-L/14@336px\) nor an existing"):
         load_model("ViT-B/99", cache_dir=str(tmp_path))
