@@ -85,7 +85,12 @@ _FTFY_TARGETS = (
     "\x93quoted\x94 \x85 \x80 \x81 \x9d",
     "nul\x00here bell\x07 del\x7f", "\u206acontrol\u206f", "\ufff9annot\ufffb \ufffc", "ﾊﾝｶｸ ｶﾞ", "ｑｕｏｔｅ＂ｓ＇",
     "￠￡￥ ￦ ￨ ￩", "ＡＢＣ１２３！？", "𝐁𝐨𝐥𝐝 𝕯𝖔𝖚𝖇𝖑𝖊", "K Å Ω ℃", "x\u0345y", "İI ıi", "Ǆemal",
-    "&ﬁlig;", "＆ａｍｐ；", "&am\x00p;", "\u1e4ec\u0301", "\U0001e4ec\u0301", "a\u0301\u0316", "\u0e33 \u0ec9",
+    "&ﬁlig;", "＆ａｍｐ；", "&am\x00p;", "&\u212aappa;", "a\u0301\u0316", "\u0e33 \u0ec9",
+)
+# Characters newer than Python 3.11's Unicode 14 that TF Text's ICU normalises (reorders, composes).
+_NEWER_UNICODE = (
+    "a\U0001e4ec\u0301", "x\u0897\u0301\u0316", "\U000105d2\u0307", "\U00016d67\U00016d67 \U00016d63\U00016d67",
+    "\U00011382\U000113c9", "\U0001611e\U0001611e\U0001611f", "\U000105c9 \U00016d6a",
 )
 _MOJIBAKE = ("cafÃ©", "â€œquotedâ€\x9d", "SchÃ¶ne GrÃ¼ÃŸe", "Ã¡rvÃ\xadztÅ±rÅ‘", "â€™s", "ÐŸÑ€Ð¸Ð²ÐµÑ‚")
 _SPECIALS = (
@@ -127,7 +132,7 @@ def build_corpus(seed=2021):
     corpus += [text.upper() for text in scripts] + [text.lower() for text in scripts]
     pieces = (
         list(_CONTRACTIONS) + list(_PUNCTUATION) + _numbers(rng) + list(_NAMED_ENTITIES) + list(_UNKNOWN_ENTITIES)
-        + list(_NUMERIC_ENTITIES) + list(_FTFY_TARGETS) + list(_SPECIALS) + scripts
+        + list(_NUMERIC_ENTITIES) + list(_FTFY_TARGETS) + list(_NEWER_UNICODE) + list(_SPECIALS) + scripts
     )
     corpus += pieces
     # Every piece inside a caption, and next to every kind of space.

@@ -128,22 +128,37 @@ def html_tables():
 
 
 def nfc_protected_codepoints():
-    """Codepoints whose canonical combining class differs between TF Text's ICU and Python.
+    """Codepoints that TF Text's ICU normalises but Python's NFC treats as inert unassigned starters.
 
-    Python 3.11 knows Unicode 14; tensorflow-text's ICU knows newer marks (Nag Mundari, ...). Python
-    treats those as unassigned starters, so the tokenizer fences them off before ICU's NFC.
+    Python 3.11 knows Unicode 14; tensorflow-text's ICU knows newer marks (Nag Mundari, ...) and
+    new canonical compositions (Kirat Rai, Tulu-Tigalari, Todhri, ...). The tokenizer fences these
+    characters with U+FEFF before ICU's NFC, so that ICU neither reorders nor composes them.
     """
     import tensorflow as tf
     import tensorflow_text as tf_text
 
+    def icu(texts, form):
+        normalized = tf_text.normalize_utf8(tf.constant([t.encode("utf-8") for t in texts]), form)
+        return [t.decode("utf-8") for t in normalized.numpy()]
+
+    unassigned = {c for c in _CODEPOINTS if unicodedata.category(chr(c)) == "Cn"}
     probes = ["a" + chr(c) + "\u0334" for c in _CODEPOINTS] + ["a\u0334" + chr(c) + "\u0301" for c in _CODEPOINTS]
     owners = _CODEPOINTS + _CODEPOINTS
-    normalized = tf_text.normalize_utf8(tf.constant([p.encode("utf-8") for p in probes]), "NFC").numpy()
-    differ = set()
-    for probe, owner, out in zip(probes, owners, normalized):
-        if out.decode("utf-8") != unicodedata.normalize("NFC", probe):
-            differ.add(owner)
-    return sorted(differ)
+    protected = {o for p, o, n in zip(probes, owners, icu(probes, "NFC")) if n != unicodedata.normalize("NFC", p)}
+    decompositions = {c: d for c, d in zip(_CODEPOINTS, icu([chr(c) for c in _CODEPOINTS], "NFD"))
+                      if d != unicodedata.normalize("NFD", chr(c))}
+    for c, decomposed in decompositions.items():
+        protected |= {c} | {ord(ch) for ch in decomposed if ord(ch) in unassigned}
+    assert protected <= unassigned, "a character Python knows normalises differently in ICU"
+
+    # With the fences, ICU's NFC must give Python's on every probe and decomposition (U+FEFF itself
+    # never reaches NFC: ftfy's control-character fix removes it just before).
+    checks = probes + list(decompositions.values()) + [d + "\u0301" for d in decompositions.values()]
+    checks = [check for check in checks if "\ufeff" not in check]
+    fenced = ["".join("\ufeff" + ch + "\ufeff" if ord(ch) in protected else ch for ch in t) for t in checks]
+    for check, normalized in zip(checks, icu(fenced, "NFC")):
+        assert normalized.replace("\ufeff", "") == unicodedata.normalize("NFC", check), repr(check)
+    return sorted(protected)
 
 
 def build_tables():
