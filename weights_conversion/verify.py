@@ -17,7 +17,6 @@ Examples:
 """
 
 import argparse
-import gzip
 import importlib.util
 import os
 import sys
