@@ -16,6 +16,7 @@ Needs the test extras plus `transformers` (benchmark only).
 """
 
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -57,10 +58,9 @@ def hugging_face_tokenizer(directory):
         json.dump({token: i for i, token in enumerate(tokens)}, handle)
     with open(merges_path, "w", encoding="utf-8") as handle:
         handle.write("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n")
-    try:  # transformers >= 5
-        return CLIPTokenizerFast(vocab=vocab_path, merges=merges_path)
-    except TypeError:
+    if "vocab_file" in inspect.signature(CLIPTokenizerFast.__init__).parameters:  # transformers 4
         return CLIPTokenizerFast(vocab_file=vocab_path, merges_file=merges_path)
+    return CLIPTokenizerFast(vocab=vocab_path, merges=merges_path)
 
 
 def main():

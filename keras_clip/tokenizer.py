@@ -74,9 +74,9 @@ class Tokenizer(keras.layers.Layer):
         kwargs.setdefault("dtype", "int32")
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
-        if not isinstance(context_length, int) or context_length < 2:
+        if isinstance(context_length, bool) or not isinstance(context_length, (int, np.integer)) or context_length < 2:
             raise ValueError(f"context_length must be an int of at least 2 (SOT and EOT), got {context_length!r}")
-        self.context_length = context_length
+        self.context_length = int(context_length)
         self.truncate = bool(truncate)
         self._cleaner, self._bpe, (self._word_pattern, self._skipped_pattern) = _shared_parts()
         self.built = True
@@ -192,6 +192,7 @@ class Tokenizer(keras.layers.Layer):
         return texts[0] if ids.shape.rank == 1 else texts
 
     def detokenize_graph(self, ids):
+        """`detokenize` of int ids [N, L] as graph ops (for tf.function, tf.data and exports)."""
         ids = tf.cast(ids, tf.int64)
         in_range = tf.reduce_all((ids >= 0) & (ids < VOCAB_SIZE))
         valid = tf.debugging.Assert(in_range, [f"detokenize: token ids must lie in [0, {VOCAB_SIZE})"])
