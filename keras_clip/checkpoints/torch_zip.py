@@ -22,6 +22,7 @@ Example:
 
 import _compat_pickle
 import collections
+import os
 import pickle
 import re
 import struct
@@ -250,8 +251,7 @@ class TorchArchive:
     """
 
     def __init__(self, path):
-        self.source = FileSource(path)
-        self.path = self.source.path
+        self.path = os.fspath(path)
         with open(self.path, "rb") as file:
             head = file.read(len(LEGACY_TORCH_MAGIC))
         try:
@@ -264,6 +264,7 @@ class TorchArchive:
                 ) from None
             what = "a truncated or corrupt zip archive" if head.startswith(ZIP_MAGIC) else "not a zip archive"
             raise CheckpointError(f"{self.path} is {what}, so not a PyTorch checkpoint ({error})") from None
+        self.source = FileSource(self.path)
         self.infos = {info.filename: info for info in self.zip.infolist()}
         pickles = [name for name in self.infos if name.endswith("/data.pkl") and name.count("/") == 1]
         if len(pickles) != 1:
