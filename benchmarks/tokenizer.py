@@ -4,7 +4,8 @@ Tokenizes the same varied English captions to [N, 77] ids with
   - keras_clip.Tokenizer called eagerly on the whole Python list,
   - keras_clip.Tokenizer in a tf.data pipeline, batches of 256 (cold: first pass of a fresh
     process; warm: later passes of the same iterator, cache of out-of-vocabulary words filled;
-    also later passes each with a new iterator, which re-instantiates the graph, ~0.4 s of CPU),
+    the same with a sequential map (one batch at a time), and later passes each with a new
+    iterator, which re-instantiates the graph, ~0.4 s of CPU),
   - OpenAI's Python tokenizer (`simple_tokenizer.py` with `clip.tokenize`'s padding), warm cache,
   - Hugging Face's Rust CLIPTokenizerFast, built offline from the same BPE file, one call per
     caption and one call on the whole list (its own batch parallelism),
@@ -75,11 +76,11 @@ def main():
     tokenizer = Tokenizer()
     batches = -(-count // BATCH)
 
-    def make_dataset():
+    def make_dataset(parallel_calls=tf.data.AUTOTUNE):
         return (
             tf.data.Dataset.from_tensor_slices(captions)
             .batch(BATCH)
-            .map(tokenizer, num_parallel_calls=tf.data.AUTOTUNE)
+            .map(tokenizer, num_parallel_calls=parallel_calls)
             .prefetch(2)
         )
 
@@ -96,6 +97,12 @@ def main():
     for _ in range(args.repeats):
         one_pass(iterator)
     rates["keras_clip, tf.data batches of 256, warm"] = args.repeats * count / (time.perf_counter() - start)
+    iterator = iter(make_dataset(parallel_calls=None).repeat())
+    one_pass(iterator)
+    start = time.perf_counter()
+    for _ in range(args.repeats):
+        one_pass(iterator)
+    rates["keras_clip, tf.data, warm, sequential map"] = args.repeats * count / (time.perf_counter() - start)
     dataset = make_dataset()
     rates["keras_clip, tf.data, new iterator per pass"] = best_rate(
         lambda: [batch for batch in dataset], count, args.repeats
