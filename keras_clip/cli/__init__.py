@@ -10,6 +10,8 @@ SUBCOMMANDS = {
     "models": "models",
     "embed": "embed",
     "search": "search",
+    "classify": "classify",
+    "evaluate": "evaluate",
 }
 
 
