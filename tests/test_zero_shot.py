@@ -142,7 +142,10 @@ def test_saves_and_loads_keras_without_recomputing_embeddings(tiny_classifier, t
     ],
 )
 def test_template_forms(templates, expected, monkeypatch):
-    monkeypatch.setattr(zero_shot_module, "ensemble_class_embeddings", lambda model, names, *_: np.zeros((len(names), model.embed_dim)))
+    def zeros(model, names, *_):
+        return np.zeros((len(names), model.embed_dim))
+
+    monkeypatch.setattr(zero_shot_module, "ensemble_class_embeddings", zeros)
     assert ZeroShotClassifier(tiny_clip(), ["cat"], templates=templates).templates == expected
 
 

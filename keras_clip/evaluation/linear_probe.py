@@ -134,7 +134,7 @@ class LinearProbeResults:
 
 
 def split_validation(features, labels, fraction=0.2, seed=0):
-    """A random split of labelled features into (train, validation) parts, as the paper does without a validation set."""
+    """A random (train, validation) split of labelled features, as the paper does where no validation set exists."""
     order = np.random.default_rng(seed).permutation(len(labels))
     count = max(1, int(round(fraction * len(labels))))
     validation, train = order[:count], order[count:]
@@ -142,7 +142,8 @@ def split_validation(features, labels, fraction=0.2, seed=0):
 
 
 def linear_probe(train_features, train_labels, test_features, test_labels, validation_features=None,
-                 validation_labels=None, validation_fraction=0.2, max_iterations=1000, seed=0, verbose=True):  # fmt: skip
+                 validation_labels=None, validation_fraction=0.2, max_iterations=1000, seed=0,
+                 verbose=True):  # fmt: skip
     """The CLIP paper's linear probe on precomputed features.
 
     λ is chosen by the paper's parametric binary search over [1e-6, 1e6] on the validation split

@@ -115,7 +115,8 @@ class ZeroShotResults:
             if confused:
                 confused += f" ({confusion[i].max()})"
             lines.append(
-                f"{self.classnames[i]:<{width}}  {counts[i]:>6}  {_percent(top1[i]):>7}  {_percent(top5[i]):>7}  {confused}"
+                f"{self.classnames[i]:<{width}}  {counts[i]:>6}  {_percent(top1[i]):>7}  {_percent(top5[i]):>7}  "
+                + confused
             )
         return "\n".join(line.rstrip() for line in lines)
 

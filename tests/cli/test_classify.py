@@ -48,7 +48,8 @@ def parse_tables(output):
 
 
 def expected_labels(classifier, paths, top_k):
-    batch = np.stack([images.reference_preprocess(open(path, "rb").read(), classifier.image_resolution) for path in paths])
+    resolution = classifier.image_resolution
+    batch = np.stack([images.reference_preprocess(open(path, "rb").read(), resolution) for path in paths])
     return classifier.predict_labels(batch, top_k=top_k)
 
 

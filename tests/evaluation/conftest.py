@@ -13,7 +13,8 @@ def clip_model():
 @pytest.fixture(scope="package")
 def folder_classifier(clip_model):
     """A classifier for FOLDER_LAYOUT's classes (sorted folder names, underscores as spaces)."""
-    return ZeroShotClassifier(clip_model, ["astronaut", "cat", "coffee cup", "rocket"], templates="simple", verbose=False)
+    classnames = ["astronaut", "cat", "coffee cup", "rocket"]
+    return ZeroShotClassifier(clip_model, classnames, templates="simple", verbose=False)
 
 
 @pytest.fixture(scope="package")

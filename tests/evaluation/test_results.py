@@ -24,7 +24,9 @@ def test_accuracies(results):
     np.testing.assert_allclose(results.per_class_accuracy(2), [1.0, 1 / 3, np.nan])
     assert results.mean_per_class_accuracy() == pytest.approx(0.5)
     np.testing.assert_array_equal(results.confusion_matrix(), [[2, 1, 0], [1, 1, 1], [0, 0, 0]])
-    assert results.summary() == "pets: top-1 50.00%, top-5 66.67% over 6 images, 3 classes (1 unreadable images skipped)"
+    assert results.summary() == (
+        "pets: top-1 50.00%, top-5 66.67% over 6 images, 3 classes (1 unreadable images skipped)"
+    )
 
 
 def test_per_class_table(results):

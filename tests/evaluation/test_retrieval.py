@@ -63,9 +63,9 @@ def test_end_to_end_on_photographs(clip_model):
 
     batch = np.stack([images.reference_preprocess(data, clip_model.image_resolution) for data in encoded])
     flat = [caption for captions in CAPTIONS for caption in captions]
-    expected = recall_at_k(
-        clip_model.encode_image(batch).numpy(), clip_model.encode_text(tokenize(flat)).numpy(), np.repeat(np.arange(4), 2), (1, 2)
-    )
+    image_features = clip_model.encode_image(batch).numpy()
+    text_features = clip_model.encode_text(tokenize(flat)).numpy()
+    expected = recall_at_k(image_features, text_features, np.repeat(np.arange(4), 2), (1, 2))
     assert results.image_to_text == pytest.approx(expected.image_to_text)
     assert results.text_to_image == pytest.approx(expected.text_to_image)
     assert results.num_captions == 8 and "image->text R@1" in results.summary()
@@ -74,5 +74,6 @@ def test_end_to_end_on_photographs(clip_model):
     single = {"image": encoded[:2] + [CORRUPT_JPEG] + encoded[3:], "caption": [captions[0] for captions in CAPTIONS]}
     with pytest.raises(CorruptImageError, match="element 2"):
         evaluate_retrieval(clip_model, tf.data.Dataset.from_tensor_slices(single), verbose=False)
-    skipped = evaluate_retrieval(clip_model, tf.data.Dataset.from_tensor_slices(single), skip_errors=True, verbose=False)
+    dataset = tf.data.Dataset.from_tensor_slices(single)
+    skipped = evaluate_retrieval(clip_model, dataset, skip_errors=True, verbose=False)
     assert skipped.skipped == ["element 2"] and skipped.num_images == 3 and skipped.num_captions == 3
