@@ -58,8 +58,8 @@ def _source(args):
     """LabelledImages of the folder or TFDS split, with --classnames applied."""
     from keras_clip.evaluation import image_folder, tfds_split
 
-    if os.path.isdir(args.source):
-        source = image_folder(args.source)
+    if os.path.isdir(args.source) or os.sep in args.source or args.source.startswith("."):
+        source = image_folder(args.source)  # a path: "not a directory" rather than TFDS' name syntax
     else:
         source = tfds_split(args.source, args.split, args.data_dir, args.download)
     classnames = parse_classnames(args.classnames)
@@ -84,7 +84,9 @@ def run(args):
         print(f"keras-clip evaluate: {error}", file=sys.stderr)
         return 1
     except (ValueError, TypeError, OSError) as error:
-        print(f"keras-clip evaluate: error: {error}", file=sys.stderr)
+        lines = str(error).splitlines() or [""]
+        # TFDS' "not found" error lists every dataset it knows: the first line says enough.
+        print(f"keras-clip evaluate: error: {lines[0] if len(lines) > 10 else chr(10).join(lines)}", file=sys.stderr)
         return 2
     print(results.summary())
     for name in results.skipped:
