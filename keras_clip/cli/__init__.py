@@ -12,6 +12,7 @@ SUBCOMMANDS = {
     "search": "search",
     "classify": "classify",
     "evaluate": "evaluate",
+    "export": "export",
 }
 
 

@@ -1,0 +1,182 @@
+"""Calls an exported SavedModel's signatures in a fresh Python process that imports only TensorFlow.
+
+This is what a TensorFlow Serving deployment sees: the SavedModel alone, with core TensorFlow and the
+TF Text ops `tensorflow_model_server` links in (only TF Text's normalize-ops kernel library is
+loaded, not the `tensorflow_text` package), and neither keras nor keras_clip (both are made
+unimportable). Requests go to the child as a pickle of numpy arrays; it answers with each call's
+outputs (or its error) and the process's resident memory before and at its peak during each call.
+"""
+
+import os
+import pickle
+import subprocess
+import sys
+
+from tensorflow.core.protobuf import saved_model_pb2
+
+_SERVE_SCRIPT = r"""
+import importlib.machinery, os, pickle, sys
+
+# `import tensorflow` would import keras.src.optimizers if it can (TF's lazy Keras hook), and
+# `import tensorflow_text` imports keras: make both impossible, like a server without Python Keras.
+for blocked in ("keras", "tf_keras", "keras_clip", "tensorflow_text"):
+    sys.modules[blocked] = None
+import numpy as np
+import tensorflow as tf
+
+# Only TF Text's kernel library for NormalizeUTF8 (tensorflow_model_server links TF Text's ops in).
+tf_text_dir = importlib.machinery.PathFinder.find_spec("tensorflow_text").submodule_search_locations[0]
+tf.load_op_library(os.path.join(tf_text_dir, "python", "ops", "_normalize_ops.so"))
+
+export_dir, requests_path, answers_path = sys.argv[1:]
+
+
+def memory_mb():
+    # (resident set size now, its peak since the last reset), in MB
+    fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def reset_peak():
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+
+
+def load_with_tf2(export_dir):
+    # tf.saved_model.load: the signatures as concrete functions, as a Python TF 2 program sees them.
+    loaded = tf.saved_model.load(export_dir)
+
+    def call(signature, inputs):
+        outputs = loaded.signatures[signature](**{name: tf.constant(value) for name, value in inputs.items()})
+        return {name: value.numpy() for name, value in outputs.items()}
+
+    return sorted(loaded.signatures), call
+
+
+def load_with_session(export_dir):
+    # The SignatureDefs run in a Session, as tensorflow_model_server (and `saved_model_cli run`) does:
+    # the graph's restore op fills the variables, requests feed and fetch the signature's tensor names.
+    graph = tf.Graph()
+    session = tf.compat.v1.Session(graph=graph)
+    with graph.as_default():
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], export_dir)
+    signatures = meta_graph.signature_def
+
+    def call(signature, inputs):
+        definition = signatures[signature]
+        feed = {definition.inputs[name].name: value for name, value in inputs.items()}
+        fetch = {name: info.name for name, info in definition.outputs.items()}
+        return session.run(fetch, feed)
+
+    return sorted(name for name in signatures if not name.startswith("__")), call
+
+
+with open(requests_path, "rb") as handle:
+    requests, loaders = pickle.load(handle)
+answers = {"rss_mb_after_import": memory_mb()[0]}
+for loader in loaders:
+    reset_peak()
+    signatures, call = {"tf2": load_with_tf2, "session": load_with_session}[loader](export_dir)
+    answer = {"signatures": signatures}
+    answer["rss_mb_after_load"], answer["peak_rss_mb_of_load"] = memory_mb()
+    calls = []
+    for signature, inputs in requests:
+        rss_before, _ = memory_mb()
+        reset_peak()
+        try:
+            result = {"outputs": call(signature, inputs)}
+        except tf.errors.OpError as error:
+            result = {"error": type(error).__name__, "message": error.message}
+        result["rss_mb_before"] = rss_before
+        result["peak_rss_mb"] = memory_mb()[1]
+        calls.append(result)
+    answer["calls"] = calls
+    answers[loader] = answer
+answers["modules"] = sorted(
+    name for name, module in sys.modules.items()
+    if module is not None and name.split(".")[0] in ("keras", "tf_keras", "keras_clip", "tensorflow_text")
+)
+with open(answers_path, "wb") as handle:
+    pickle.dump(answers, handle)
+"""
+
+
+def serve_in_fresh_process(export_dir, requests, work_dir, loaders=("tf2", "session"), timeout=600):
+    """Runs `requests` against `export_dir` in a new Python process importing only tensorflow (+ TF Text's kernels).
+
+    Args:
+        export_dir: a SavedModel directory.
+        requests: list of `(signature name, {input name: numpy array})`.
+        work_dir: a directory for the request and answer files.
+        loaders: how the SavedModel is loaded, in this order: "tf2" (`tf.saved_model.load`, signatures
+            called as functions) and/or "session" (TF 1 loader and `Session.run` of the SignatureDefs'
+            tensors, which is what tensorflow_model_server does).
+
+    Returns:
+        dict with "modules" (any keras / keras_clip / tensorflow_text modules imported), "rss_mb_after_import",
+        and per loader: {"signatures": names, "rss_mb_after_load", "peak_rss_mb_of_load" (resident memory,
+        MB), "calls": per request, {"outputs": {name: array}} or {"error": class name, "message": str},
+        plus "rss_mb_before" (resident memory before the call) and "peak_rss_mb" (its peak during the call)}.
+    """
+    requests_path = os.path.join(work_dir, "requests.pkl")
+    answers_path = os.path.join(work_dir, "answers.pkl")
+    with open(requests_path, "wb") as handle:
+        pickle.dump((list(requests), list(loaders)), handle)
+    # PYTHONPATH="" and cwd outside the repository: keras_clip cannot even be found, let alone imported.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH="")
+    result = subprocess.run(
+        [sys.executable, "-c", _SERVE_SCRIPT, export_dir, requests_path, answers_path],
+        cwd=work_dir, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(answers_path, "rb") as handle:
+        return pickle.load(handle)
+
+
+def exported_op_types(export_dir):
+    """{function or graph name: set of op types} over the SavedModel's graphs and their function libraries."""
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(export_dir, "saved_model.pb"), "rb") as handle:
+        saved_model.ParseFromString(handle.read())
+    op_types = {}
+    for index, graph in enumerate(saved_model.meta_graphs):
+        op_types[f"meta_graph_{index}"] = {node.op for node in graph.graph_def.node}
+        for function in graph.graph_def.library.function:
+            op_types[function.signature.name] = {node.op for node in function.node_def}
+    return op_types
+
+
+def saved_model_cli_signatures(export_dir):
+    """Parses `saved_model_cli show --dir export_dir --all` (the TensorFlow CLI beside this Python).
+
+    Returns:
+        {signature name: {"inputs": {name: (dtype, shape)}, "outputs": {name: (dtype, shape)}, "method": str}},
+        with dtype like "DT_STRING" and shape as printed, e.g. "(-1, 77)".
+    """
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [cli, "show", "--dir", export_dir, "--all"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    signatures, current, section, tensor = {}, None, None, None
+    for line in result.stdout.splitlines():
+        text = line.strip()
+        if text.startswith("signature_def['"):
+            current = signatures.setdefault(text.split("'")[1], {"inputs": {}, "outputs": {}, "method": None})
+        elif current is None:
+            continue
+        elif text.startswith(("inputs['", "outputs['")):
+            section, tensor = text.split("[")[0], text.split("'")[1]
+            current[section][tensor] = [None, None]
+        elif text.startswith("dtype:") and tensor is not None:
+            current[section][tensor][0] = text.split(":", 1)[1].strip()
+        elif text.startswith("shape:") and tensor is not None:
+            current[section][tensor][1] = text.split(":", 1)[1].strip()
+        elif text.startswith("Method name is:"):
+            current["method"] = text.split(":", 1)[1].strip()
+            current, tensor = None, None
+    for signature in signatures.values():
+        for section in ("inputs", "outputs"):
+            signature[section] = {name: tuple(info) for name, info in signature[section].items()}
+    return signatures
