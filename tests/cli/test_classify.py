@@ -120,3 +120,12 @@ def test_evaluate_a_local_tfds_dataset(checkpoint, tmp_path, capsys):
     assert main(["evaluate", "tiny_photos", "--data-dir", str(tmp_path / "tfds"), "--model", path,
                  "--classnames", "cat,cup"]) == 2  # fmt: skip
     assert "2 class names given, but tiny_photos has 3" in capsys.readouterr().err
+
+
+def test_evaluate_names_a_missing_source(checkpoint, tmp_path, capsys):
+    path, _ = checkpoint
+    assert main(["evaluate", str(tmp_path / "missing"), "--model", path]) == 2
+    assert "missing is not a directory" in capsys.readouterr().err
+    assert main(["evaluate", "no_such_dataset_here", "--data-dir", str(tmp_path), "--model", path]) == 2
+    error = capsys.readouterr().err
+    assert "no_such_dataset_here not found" in error and len(error.splitlines()) == 1
