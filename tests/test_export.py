@@ -5,6 +5,8 @@ package cannot be imported (only TF Text's NormalizeUTF8 kernels are loaded, as 
 links them in), and its outputs are compared with the eager Keras model's on the same requests.
 """
 
+import base64
+import importlib.util
 import json
 import os
 import subprocess
@@ -260,6 +262,51 @@ def test_every_weight_is_saved_once(kind, exports):
                 if dtype == tf.float32)
     expected = export.model.count_params() + (0 if kind == "clip" else len(CLASSNAMES) * export.model.embed_dim)
     assert saved == expected
+
+
+def _load_example_client():
+    path = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "serving", "client.py")
+    spec = importlib.util.spec_from_file_location("serving_client", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _as_tensor(value):
+    """A REST `inputs` value as TF Serving turns it into a tensor ({"b64": ...} -> bytes)."""
+    return tf.constant([base64.b64decode(v["b64"]) if isinstance(v, dict) else v.encode("utf-8") for v in value])
+
+
+def test_example_requests_get_the_documented_outputs(exports, tmp_path):
+    """examples/serving: the request JSON file and the client's requests, as TF Serving would decode them."""
+    export = exports["classifier"]
+    loaded = tf.saved_model.load(export.dir)
+    example = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "serving", "classify_request.json")
+    with open(example, encoding="utf-8") as handle:
+        request = json.load(handle)
+    outputs = loaded.signatures[request["signature_name"]](image_bytes=_as_tensor(request["inputs"]["image_bytes"]))
+    assert {name: tuple(value.shape) for name, value in outputs.items()} == {
+        "probabilities": (1, len(CLASSNAMES)), "top_labels": (1, TOP_K), "top_probabilities": (1, TOP_K)
+    }
+
+    client = _load_example_client()
+    paths = []
+    for index, data in enumerate(export.image_bytes[:2]):
+        paths.append(str(tmp_path / f"photo{index}"))
+        with open(paths[-1], "wb") as handle:
+            handle.write(data)
+    texts = CAPTIONS[:3]
+    for signature, expected in (
+        ("classify", {"probabilities": export.probabilities[:2]}),
+        ("encode_image", {"embeddings": export.image_embeddings[:2]}),
+        ("encode_text", {"embeddings": export.text_embeddings[:3]}),
+        ("similarity", {"logits_per_image": export.logits_per_image[:2, :3]}),
+    ):
+        body = json.loads(json.dumps(client.build_request(signature, paths, texts)))
+        assert body["signature_name"] == signature
+        outputs = loaded.signatures[signature](**{name: _as_tensor(value) for name, value in body["inputs"].items()})
+        for name, value in expected.items():
+            np.testing.assert_allclose(outputs[name].numpy(), value, atol=TOLERANCE, rtol=0)
 
 
 def _memory_report(answers, calls):

@@ -51,6 +51,8 @@ def predict(url, body, timeout=60):
         except (ValueError, KeyError):
             pass
         raise SystemExit(f"TF Serving answered {error.code}: {message}")
+    except urllib.error.URLError as error:
+        raise SystemExit(f"Could not reach {url}: {error.reason} (is tensorflow_model_server running?)")
 
 
 def show(signature, outputs, names):
