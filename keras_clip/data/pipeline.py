@@ -1,0 +1,317 @@
+"""`caption_dataset`: (image, caption) data -> batches of {"images", "tokens"} for `CLIP.fit`.
+
+The pipeline, per epoch:
+1. each pass over the dataset takes the next epoch number from a variable and derives its seed
+   from (`seed`, epoch number) with stateless random ops;
+2. the source's samples in a shuffled order derived from it (a permutation of the index for caption
+   files and folders; for tar shards a permutation of the shards, `cycle_length` shards interleaved
+   and blocks of `shuffle_buffer` samples permuted), each with a seed derived from the epoch seed and the sample's
+   identity (not its position), so a sample's crop and caption do not depend on parallelism;
+3. in parallel: read the image (and caption file), decode, random resized crop (or OpenAI's resize
+   and centre crop with `augment=False`), normalise, and pick one caption at random;
+4. samples whose image is missing or corrupt, or that have no caption, are dropped and counted
+   (`ignore_errors`; `SkippedImages`), then batches are tokenised in graph and prefetched.
+"""
+
+import os
+import random
+
+import tensorflow as tf
+
+from keras_clip.augmentation import augment_image
+from keras_clip.data import sources
+from keras_clip.data.skipped_images import SkippedImages
+from keras_clip.data.tar_shards import caption_lines, shard_samples
+from keras_clip.image_decoding import decode_image
+from keras_clip.image_resizing import resize_and_center_crop
+from keras_clip.preprocessing import normalize_image
+from keras_clip.tokenizer import Tokenizer
+
+DEFAULT_SHUFFLE_BUFFER = 1000  # tar samples (encoded) held for shuffling; caption files shuffle fully
+
+
+def prepare_example(image, captions, seed, image_resolution, augment=True, name=None):
+    """One training example: a decoded, cropped, normalised image and one of its captions.
+
+    Args:
+        image: scalar `tf.string`, the encoded image (JPEG, PNG, GIF, BMP or WebP).
+        captions: `tf.string` [C], the image's captions (C >= 1); one is picked at random.
+        seed: int32/int64 [2], a stateless seed: the same seed picks the same crop and caption.
+        image_resolution: side of the square output.
+        augment: random resized crop (True) or OpenAI's resize and centre crop (False).
+        name: how error messages call the image (e.g. its path).
+
+    Returns:
+        (float32 [R, R, 3] image, scalar `tf.string` caption).
+
+    Raises:
+        tf.errors.InvalidArgumentError: undecodable image, or no caption.
+
+    Example:
+    >>> image, caption = prepare_example(tf.io.read_file("cat.jpg"), ["a cat", "a pet"], [1, 2], 224)
+    """
+    captions = tf.reshape(tf.convert_to_tensor(captions, tf.string), [-1])
+    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
+    name = "the image" if name is None else name
+    caption_seed, image_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    count = tf.size(captions)
+    has_caption = tf.debugging.Assert(count > 0, [tf.strings.join(["No caption for ", name])])
+    with tf.control_dependencies([has_caption]):
+        choice = tf.random.stateless_uniform([], caption_seed, 0, tf.maximum(count, 1), dtype=tf.int32)
+    pixels = decode_image(image, name=name)
+    if augment:
+        image = augment_image(pixels, image_resolution, image_seed)
+    else:
+        image = normalize_image(resize_and_center_crop(pixels, image_resolution))
+    return image, tf.gather(captions, choice)
+
+
+class _IndexedSamples:
+    """Samples of a `CaptionIndex` (caption file or folder): shuffled indices; images read when decoded."""
+
+    def __init__(self, index):
+        self.size = len(index)
+        self.image_paths = tf.constant(index.image_paths, tf.string)
+        if index.captions is not None:
+            self.captions = tf.ragged.constant(index.captions, dtype=tf.string)
+            self.caption_files = None
+        else:
+            self.captions = None
+            self.caption_files = tf.constant(index.caption_files, tf.string)
+
+    def epoch(self, epoch_seed, shuffle):
+        order_seed, sample_seed = tf.unstack(tf.random.experimental.stateless_split(epoch_seed, 2))
+        order = tf.range(self.size, dtype=tf.int64)
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(order, order_seed)
+
+        def sample(index):
+            return {"index": index, "seed": tf.random.experimental.stateless_fold_in(sample_seed, index)}
+
+        return tf.data.Dataset.from_tensor_slices(order).map(sample)
+
+    def load(self, element):
+        """(encoded image, captions, name): reads the files; a missing one fails (and is skipped)."""
+        path = tf.gather(self.image_paths, element["index"])
+        if self.captions is not None:
+            captions = self.captions[element["index"]]
+        else:
+            captions = caption_lines(tf.io.read_file(tf.gather(self.caption_files, element["index"])))
+        return tf.io.read_file(path), captions, path
+
+
+def _shuffle_blocks(samples, block_size, seed):
+    """Reads `block_size` samples at a time and passes them on in a random order (stateless).
+
+    `Dataset.shuffle` takes its seed through the global seed when one is set, so its order would
+    depend on `tf.random.set_seed`; this depends on `seed` only.
+    """
+
+    @tf.autograph.experimental.do_not_convert
+    def permute(block_index, block):
+        count = tf.shape(block["seed"], out_type=tf.int64)[0]
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(count), tf.random.experimental.stateless_fold_in(seed, block_index)
+        )
+        return tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(lambda part: tf.gather(part, order), block))
+
+    return samples.ragged_batch(block_size).enumerate().flat_map(permute)
+
+
+class _TarSamples:
+    """Samples of tar shards: shard order shuffled, shards interleaved, blocks of samples shuffled."""
+
+    def __init__(self, shards, cycle_length, shuffle_buffer):
+        self.shards = tf.constant(shards, tf.string)
+        self.size = len(shards)
+        self.cycle_length = min(int(cycle_length), len(shards))
+        self.shuffle_buffer = int(shuffle_buffer)
+
+    def epoch(self, epoch_seed, shuffle):
+        order_seed, sample_seed, block_seed = tf.unstack(tf.random.experimental.stateless_split(epoch_seed, 3))
+        order = tf.range(self.size, dtype=tf.int64)
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(order, order_seed)
+        samples = tf.data.Dataset.from_tensor_slices(order).interleave(
+            lambda shard: shard_samples(tf.gather(self.shards, shard), shard, sample_seed),
+            cycle_length=self.cycle_length,
+            block_length=1,
+            num_parallel_calls=self.cycle_length,
+            deterministic=True,
+        )
+        if shuffle and self.shuffle_buffer > 1:
+            samples = _shuffle_blocks(samples, self.shuffle_buffer, block_seed)
+        return samples
+
+    def load(self, element):
+        return element["image"], element["captions"], element["name"]
+
+
+def caption_dataset(
+    source,
+    image_resolution,
+    batch_size,
+    *,
+    format=None,
+    image_column=None,
+    caption_column=None,
+    image_root=None,
+    augment=True,
+    shuffle=True,
+    seed=None,
+    drop_remainder=True,
+    context_length=77,
+    shuffle_buffer=DEFAULT_SHUFFLE_BUFFER,
+    cycle_length=4,
+    num_parallel_calls=tf.data.AUTOTUNE,
+    prefetch=tf.data.AUTOTUNE,
+    num_input_pipelines=1,
+    input_pipeline_id=0,
+):
+    """Batches of (image, caption) pairs for `CLIP.fit`, from caption files, folders or tar shards.
+
+    Sources (`format` is inferred from the name when None):
+    - "csv" / "tsv": a table with a header row, one row per (image, caption); image paths relative to
+      the file's folder (or `image_root`). Rows naming the same image give it several captions.
+    - "jsonl": one JSON object per line, e.g. {"image": "a.jpg", "caption": "a dog"}; the caption may
+      be a list of captions.
+    - "folder": images (.jpg, .jpeg, .png, .webp, .bmp, .gif; searched recursively) with a side-car
+      .txt of the same name; each non-empty line is one caption.
+    - "tar": WebDataset-style shards: a list of paths or a pattern such as "data/shard-{000..099}.tar"
+      (also globs and .tar.gz); `key.jpg` (or another image extension) + `key.txt` make one sample.
+
+    An image with several captions is paired with one of them, drawn anew each epoch. A sample whose
+    image is missing or corrupt, or that has no caption, is skipped and counted, never an error:
+    the count is `dataset.skipped_images.count`, and `SkippedImagesReport(dataset)` reports it each
+    epoch in `fit`. With a `seed`, every epoch's batches are reproducible (the first epoch of two runs
+    gives the same batches, the second epoch too, and so on) whatever the parallelism and the global
+    random seed: pass `k` over the dataset (counted from 0 in `dataset.epoch`, a variable) draws its
+    order, crops and captions from `seed` and `k` only; `dataset.epoch.assign(k)` replays pass `k`,
+    e.g. to resume an interrupted run with the data it would have seen.
+
+    Args:
+        source: a file, folder, shard pattern or list of shards (see above).
+        image_resolution: side of the square images (the model's `image_resolution`).
+        batch_size: samples per batch.
+        format: "csv", "tsv", "jsonl", "folder" or "tar"; None infers it.
+        image_column, caption_column: CSV/TSV columns or JSON keys; None takes the first present of
+            `sources.IMAGE_COLUMNS` ("filepath", "image", ...) / `sources.CAPTION_COLUMNS` ("caption",
+            "captions", "title", "text").
+        image_root: folder that relative image paths of a caption file start from (default: its folder).
+        augment: OpenCLIP's random resized crop (True, for training) or OpenAI's evaluation
+            preprocessing (False: bicubic resize of the shorter side, centre crop).
+        shuffle: shuffle every epoch (caption files and folders: a full permutation; tar shards: the
+            shard order, then each block of `shuffle_buffer` samples).
+        seed: int; None draws one at random.
+        drop_remainder: drop the last, smaller batch (keeps every batch the same shape for `fit`).
+        context_length: token sequence length (77 for every CLIP model); longer captions are truncated
+            with EOT kept last, as `clip.tokenize(..., truncate=True)`.
+        shuffle_buffer: tar samples shuffled together (held encoded in memory).
+        cycle_length: tar shards read at once; each is held whole in memory while read.
+        num_parallel_calls: parallelism of decoding and tokenising.
+        prefetch: batches prepared ahead (None: no prefetch).
+        num_input_pipelines, input_pipeline_id: read only this pipeline's share of the data: every
+            `num_input_pipelines`-th image (or tar shard) from `input_pipeline_id` on. For
+            multi-worker training, pass a `tf.distribute.InputContext`'s values (and its per-replica
+            batch size) from `strategy.distribute_datasets_from_function`; the dataset is then not
+            split again by tf.distribute's auto-sharding.
+
+    Returns:
+        A `tf.data.Dataset` of {"images": float32 [B, R, R, 3], "tokens": int32 [B, context_length]},
+        with two attributes: `skipped_images` (a `SkippedImages` counter) and `epoch` (an int64
+        `tf.Variable`, the number of passes started).
+
+    Raises:
+        FileNotFoundError, ValueError: a missing source, column or shard, an empty folder, bad arguments.
+
+    Example:
+    >>> dataset = keras_clip.data.caption_dataset("photos/captions.csv", 224, batch_size=64, seed=0)
+    >>> model.fit(dataset, epochs=10, callbacks=[keras_clip.data.SkippedImagesReport(dataset)])
+    """
+    image_resolution = _positive_int(image_resolution, "image_resolution")
+    batch_size = _positive_int(batch_size, "batch_size")
+    num_input_pipelines = _positive_int(num_input_pipelines, "num_input_pipelines")
+    if not isinstance(input_pipeline_id, int) or not 0 <= input_pipeline_id < num_input_pipelines:
+        raise ValueError(f"input_pipeline_id must be an int in [0, {num_input_pipelines}), got {input_pipeline_id!r}")
+    format = format or sources.infer_format(source)
+    if format not in sources.FORMATS:
+        raise ValueError(f"format must be one of {sources.FORMATS}, got {format!r}")
+    pipelines = (num_input_pipelines, input_pipeline_id)
+    if format == "tar":
+        shards = _part(sources.expand_shards(source), *pipelines, "tar shards")
+        samples = _TarSamples(shards, _positive_int(cycle_length, "cycle_length"), shuffle_buffer)
+    else:
+        if isinstance(source, (list, tuple)):
+            raise ValueError(f"A {format} source is one path, got a list of {len(source)}")
+        index = sources.read_caption_index(os.fspath(source), format, image_column, caption_column, image_root)
+        samples = _IndexedSamples(_index_part(index, *pipelines))
+
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31)
+    elif isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an int or None, got {seed!r}")
+    skipped = SkippedImages()
+    with tf.init_scope(), tf.device("/cpu:0"):
+        epoch_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="caption_dataset_epoch")
+    tokenizer = Tokenizer(context_length=context_length, truncate=True)
+
+    def start_epoch(_):
+        return epoch_counter.assign_add(1) - 1
+
+    def epoch(number):
+        epoch_seed = tf.random.experimental.stateless_fold_in(tf.constant([int(seed), 0], tf.int64), number)
+        return samples.epoch(epoch_seed, shuffle)
+
+    def decode(element):
+        image, captions, name = samples.load(element)
+        image, caption = prepare_example(image, captions, element["seed"], image_resolution, augment, name)
+        return {"images": image, "captions": caption}
+
+    def tokenize(batch):
+        return {"images": batch["images"], "tokens": tokenizer(batch["captions"])}
+
+    # One element per pass over the dataset: the pass's number, which seeds everything random in it.
+    dataset = tf.data.Dataset.range(1).map(_without_autograph(start_epoch))
+    dataset = dataset.flat_map(_without_autograph(epoch))
+    dataset = dataset.map(_without_autograph(skipped.count_entering))
+    dataset = dataset.map(_without_autograph(decode), num_parallel_calls=num_parallel_calls, deterministic=True)
+    dataset = dataset.ignore_errors(log_warning=True)
+    dataset = dataset.map(_without_autograph(skipped.count_delivered))
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    dataset = dataset.map(_without_autograph(tokenize), num_parallel_calls=num_parallel_calls, deterministic=True)
+    if prefetch is not None:
+        dataset = dataset.prefetch(prefetch)
+    if num_input_pipelines > 1:
+        options = tf.data.Options()
+        # Already split: tf.distribute must not split it again.
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        dataset = dataset.with_options(options)
+    dataset.skipped_images = skipped
+    dataset.epoch = epoch_counter
+    return dataset
+
+
+def _part(items, count, index, what):
+    """Every `count`-th item from `index` on: one input pipeline's share."""
+    if len(items) < count:
+        raise ValueError(f"{len(items)} {what} cannot feed {count} input pipelines: each needs at least one")
+    return items[index::count]
+
+
+def _index_part(index, count, position):
+    return sources.CaptionIndex(
+        image_paths=_part(index.image_paths, count, position, "images"),
+        captions=None if index.captions is None else index.captions[position::count],
+        caption_files=None if index.caption_files is None else index.caption_files[position::count],
+    )
+
+
+def _without_autograph(function):
+    # The map functions have no tensor-dependent Python control flow: skipping AutoGraph saves tracing time.
+    return tf.autograph.experimental.do_not_convert(function)
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
