@@ -5,8 +5,8 @@ The pipeline, per epoch:
    from (`seed`, epoch number) with stateless random ops;
 2. the source's samples in a shuffled order derived from it (a permutation of the index for caption
    files and folders; for tar shards a permutation of the shards, `cycle_length` shards interleaved
-   and blocks of `shuffle_buffer` samples permuted), each with a seed derived from the epoch seed and the sample's
-   identity (not its position), so a sample's crop and caption do not depend on parallelism;
+   and blocks of `shuffle_buffer` samples permuted), each with a seed derived from the epoch seed
+   and the sample's identity (not its position), so its crop and caption do not depend on parallelism;
 3. in parallel: read the image (and caption file), decode, random resized crop (or OpenAI's resize
    and centre crop with `augment=False`), normalise, and pick one caption at random;
 4. samples whose image is missing or corrupt, or that have no caption, are dropped and counted
@@ -73,7 +73,11 @@ class _IndexedSamples:
         self.size = len(index)
         self.image_paths = tf.constant(index.image_paths, tf.string)
         if index.captions is not None:
-            self.captions = tf.ragged.constant(index.captions, dtype=tf.string)
+            flat = [caption for captions in index.captions for caption in captions]
+            lengths = [len(captions) for captions in index.captions]
+            self.captions = tf.RaggedTensor.from_row_lengths(
+                tf.constant(flat, tf.string), tf.constant(lengths, tf.int64)
+            )
             self.caption_files = None
         else:
             self.captions = None

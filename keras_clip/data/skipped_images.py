@@ -20,8 +20,8 @@ class SkippedImages:
     covers every pass over the dataset since it was made (or since `reset()`). It is exact whenever
     no iterator is running, e.g. at the end of an epoch; while the pipeline runs, samples being
     decoded count as skipped until they come out. The counters are variables captured by the
-    pipeline's map functions: keep this object (not just a transformed copy of the dataset) to read
-    the count, and make the dataset outside any `tf.distribute` strategy scope.
+    pipeline's map functions: keep this object (a transformed copy of the dataset, e.g. after
+    `.take()`, has no `skipped_images` attribute) to read the count.
 
     Example:
     >>> dataset = keras_clip.data.caption_dataset("captions.csv", 224, 64)
@@ -63,7 +63,9 @@ class SkippedImagesReport(keras.callbacks.Callback):
 
     Adds the epoch's count to the epoch logs (so the progress bar and `History` show it) and, when it
     is not zero, logs "N images skipped (corrupt or missing) in epoch E" as a warning on the
-    "keras_clip.data" logger. Which files they were is in TensorFlow's log ("Skipping error: ...").
+    "keras_clip.data" logger. TensorFlow's own log has one warning per skipped sample with its error
+    (naming the file when it is missing or not an image at all; a decoder's error such as
+    "jpeg::Uncompress failed" does not name it).
 
     Args:
         dataset: the dataset `caption_dataset` returned, or its `skipped_images` counter.

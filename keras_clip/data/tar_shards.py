@@ -74,7 +74,8 @@ def tar_members(archive):
         header = tf.strings.substr(archive, position, _BLOCK)
         name = _field(header, 0, 100)
         at_end = tf.equal(name, "")  # an all-zero block ends the archive
-        ustar = tf.equal(tf.strings.substr(header, 257, 5), "ustar")
+        # POSIX ustar headers split long paths into a prefix; GNU headers ("ustar  ") use those bytes otherwise.
+        ustar = tf.equal(tf.strings.substr(header, 257, 6), "ustar\0")
         prefix = tf.where(ustar, _field(header, 345, 155), "")
         name = tf.where(tf.equal(prefix, ""), name, tf.strings.join([prefix, "/", name]))
         size = _octal(header, 124, 12)

@@ -1,6 +1,8 @@
 """The in-graph tar reader against Python's `tarfile`, and WebDataset's grouping of members into samples."""
 
 import io
+import shutil
+import subprocess
 import tarfile
 
 import numpy as np
@@ -71,6 +73,20 @@ def test_ustar_prefix_and_long_names():
     assert members_of(gnu_long) == reference_members(gnu_long)
     assert members_of(pax_long) == reference_members(pax_long)
     assert members_of(pax_long)[0][0] == LONG_NAME
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="needs the tar command")
+@pytest.mark.parametrize("format", ["gnu", "posix", "ustar"])
+def test_archives_written_by_the_tar_command(tmp_path, format):
+    for name, data in MEMBERS[:4] + [(LONG_PATH, b"long")]:
+        write_file(str(tmp_path / "files" / name), data)
+    names = [name for name, _ in MEMBERS[:4]] + [LONG_PATH]
+    archive = tmp_path / "shard.tar"
+    command = ["tar", f"--format={format}", "-cf", str(archive), "-C", str(tmp_path / "files")]
+    subprocess.run(command + ["--", *names], check=True, capture_output=True)
+    data = archive.read_bytes()
+    assert members_of(data) == reference_members(data)
+    assert [name for name, _, _ in members_of(data)] == names
 
 
 def test_in_tf_function_and_tf_data_as_eagerly():
