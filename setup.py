@@ -21,6 +21,10 @@ setup(
         "keras>=3.10",
         "numpy",
         "tqdm",
+        # Evaluation datasets and image folders (keras_clip.evaluation); importlib_resources is
+        # imported by tensorflow-datasets 4.9 without being declared by it.
+        "tensorflow-datasets>=4.9",
+        "importlib_resources",
     ],
     extras_require={
         # PyTorch is only the reference the tests compare against, never a runtime dependency.
@@ -29,14 +33,22 @@ setup(
         "test": [
             "pytest>=8",
             "torch==2.13.0",
-            "ftfy",
-            "regex",
+            # OpenAI's tokenizer cleans text with ftfy and splits with regex; pinned so the
+            # parity corpus compares against one fixed reference.
+            "ftfy==6.3.1",
+            "regex==2026.11.15",
+            "safetensors",
+            "matplotlib",
             "pillow",
             "psutil",
             # Real photographs bundled with these packages are the preprocessing tests' inputs.
             "scikit-learn",
             "scikit-image",
         ],
+        # Confusion-matrix and similarity plots.
+        "plot": ["matplotlib"],
+        # benchmarks/tokenizer.py compares against Hugging Face's Rust tokenizer.
+        "bench": ["transformers", "tokenizers"],
     },
     entry_points={"console_scripts": ["keras-clip=keras_clip.cli:main"]},
 )

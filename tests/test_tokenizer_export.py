@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text  # registers NormalizeUTF8, as tensorflow_model_server does
 export_dir, texts_path, out_path, endpoint = sys.argv[1:]
-assert not any("keras_clip" in name for name in sys.modules)
+assert not any(name.split(".")[0] == "keras_clip" for name in sys.modules), "keras_clip was imported"
 texts = json.load(open(texts_path, encoding="utf-8"))
 loaded = tf.saved_model.load(export_dir)
 if endpoint == "serving_default":
