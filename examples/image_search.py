@@ -17,13 +17,13 @@ import keras_clip
 from keras_clip.embedding import embed_images, embed_texts, index_path, search, write_index
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder")
     parser.add_argument("queries", nargs="+")
     parser.add_argument("--model", default="ViT-B/32")
     parser.add_argument("--top-k", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     model, _ = keras_clip.load(args.model)
     embeddings_file = os.path.normpath(args.folder) + ".npy"

@@ -22,7 +22,9 @@ def build_parser():
     for name, module_name in SUBCOMMANDS.items():
         module = importlib.import_module(f"keras_clip.cli.{module_name}")
         summary = (module.__doc__ or "").strip().splitlines()[0]
-        subparser = subparsers.add_parser(name, help=summary, description=module.__doc__)
+        subparser = subparsers.add_parser(
+            name, help=summary, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         module.add_arguments(subparser)
         subparser.set_defaults(run=module.run)
     return parser

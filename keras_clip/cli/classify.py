@@ -6,7 +6,6 @@ Examples:
   keras-clip classify photo.jpg --model pets.keras     (a saved ZeroShotClassifier: its own labels)
 """
 
-import argparse
 import json
 import os
 import sys
@@ -35,7 +34,6 @@ def add_model_arguments(parser):
 
 
 def add_arguments(parser):
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the examples' lines
     parser.add_argument("images", nargs="+", help="image files (JPEG, PNG, GIF, BMP, WebP)")
     parser.add_argument(
         "--labels",

@@ -1,6 +1,8 @@
 """Embed every image under a folder into a .npy file (with a .json index of the files).
 
-Example: keras-clip embed photos/ --out photos.npy --model ViT-B/32
+Examples:
+  keras-clip embed photos/ --out photos.npy
+  keras-clip embed photos/ --out photos.npy --model RN50 --batch-size 64 --strict
 """
 
 from keras_clip.checkpoints.load import load_model

@@ -7,7 +7,6 @@ Examples:
       --confusion-matrix pets.png --json pets.json
 """
 
-import argparse
 import json
 import os
 import sys
@@ -16,7 +15,6 @@ from keras_clip.cli.classify import add_model_arguments, load_classifier
 
 
 def add_arguments(parser):
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the examples' lines
     parser.add_argument(
         "source", help="a folder with one subfolder of images per class, or a TensorFlow Datasets name"
     )

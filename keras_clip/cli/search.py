@@ -1,6 +1,8 @@
 """Find the images most similar to a text query in an embeddings file written by `keras-clip embed`.
 
-Example: keras-clip search photos.npy "a dog on a beach" --top-k 5
+Examples:
+  keras-clip search photos.npy "a dog on a beach"
+  keras-clip search photos.npy "a red car" "a birthday cake" --top-k 10
 """
 
 import json

@@ -1,3 +1,5 @@
+"""The building blocks of CLIP's image and text towers, as Keras layers."""
+
 from keras_clip.layers.activations import quick_gelu
 from keras_clip.layers.attention import FusedSelfAttention
 from keras_clip.layers.attention_pool import AttentionPool2d
@@ -7,3 +9,15 @@ from keras_clip.layers.residual_attention_block import ResidualAttentionBlock
 from keras_clip.layers.text_transformer import TextTransformer
 from keras_clip.layers.transformer import Transformer
 from keras_clip.layers.vision_transformer import VisionTransformer
+
+__all__ = [
+    "AttentionPool2d",
+    "Bottleneck",
+    "FusedSelfAttention",
+    "ModifiedResNet",
+    "ResidualAttentionBlock",
+    "TextTransformer",
+    "Transformer",
+    "VisionTransformer",
+    "quick_gelu",
+]

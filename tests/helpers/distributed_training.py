@@ -52,8 +52,6 @@ class StepLosses:
 
 
 def train(strategy, global_negatives=True):
-    import keras
-
     import keras_clip
     from tests.helpers.tiny_models import TINY_VIT, tiny_clip
 

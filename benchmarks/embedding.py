@@ -1,0 +1,87 @@
+"""Embedding JPEG files from disk against the model's in-memory throughput, in one run.
+
+Writes `--images` JPEG files (default 2,000; 640x480 crops of real photographs bundled with
+scikit-learn / scikit-image, quality 90) to a temporary folder, then measures
+- in memory: `model.encode_image` on already preprocessed float32 batches (the model alone);
+- from disk: `keras_clip.embed_images(folder, model)` (read, decode, OpenAI preprocessing and the
+  model, in the tf.data pipeline the CLI uses);
+in interleaved rounds, and prints images/s and the ratio disk / memory (target: ≥ 0.9, the
+pipeline hides I/O and decoding behind the model).
+
+Usage: python benchmarks/embedding.py [--model ViT-B/32] [--images 2000] [--batch 32] [--rounds 2]
+"""
+
+import argparse
+import os
+import tempfile
+
+import numpy as np
+
+from benchmarks.common import interleaved_medians, machine_description, print_table
+
+
+def write_jpegs(folder, count, seed=0):
+    """`count` 640x480 JPEGs cropped from real photographs; returns their paths."""
+    from PIL import Image
+
+    from tests.helpers.images import photographs
+
+    rng = np.random.default_rng(seed)
+    photos = [np.asarray(Image.fromarray(p).resize((960, 720), Image.LANCZOS)) for p in photographs().values()]
+    paths = []
+    for index in range(count):
+        photo = photos[index % len(photos)]
+        top, left = rng.integers(0, photo.shape[0] - 480), rng.integers(0, photo.shape[1] - 640)
+        path = os.path.join(folder, f"{index:05d}.jpg")
+        Image.fromarray(photo[top:top + 480, left:left + 640]).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="ViT-B/32")
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+
+    import tensorflow as tf
+
+    import keras_clip
+
+    model = keras_clip.create_model(args.model)
+    with tempfile.TemporaryDirectory() as folder:
+        paths = write_jpegs(folder, args.images)
+        megabytes = sum(os.path.getsize(path) for path in paths) / 1e6
+        # The in-memory input: the same files, preprocessed once up front (not timed).
+        pixels = np.concatenate([
+            keras_clip.preprocess_image(tf.constant([open(path, "rb").read() for path in paths[i:i + 256]]),
+                                        model.image_resolution).numpy()
+            for i in range(0, len(paths), 256)
+        ])
+
+        def in_memory():
+            for start in range(0, len(pixels), args.batch):
+                np.asarray(model.encode_image(pixels[start:start + args.batch]))
+
+        def from_disk():
+            keras_clip.embed_images(folder, model, batch_size=args.batch, progress=False)
+
+        # Warm-up: trace the model's compiled graph and the pipeline's functions once.
+        np.asarray(model.encode_image(pixels[:args.batch]))
+        keras_clip.embed_images(paths[:args.batch], model, batch_size=args.batch, progress=False)
+        print(f"Machine: {machine_description()}")
+        print(f"Model: {args.model} (random weights), {args.images} JPEGs 640x480 ({megabytes:.0f} MB), "
+              f"batch {args.batch}, {args.rounds} interleaved rounds, medians\n")
+        seconds = interleaved_medians({"in memory": in_memory, "from disk": from_disk}, args.rounds, warmup=0)
+    memory_rate, disk_rate = args.images / seconds["in memory"], args.images / seconds["from disk"]
+    print_table(
+        ["", "images/s", "vs in memory"],
+        [["model.encode_image, preprocessed arrays", f"{memory_rate:.1f}", "1.00"],
+         ["embed_images(folder), JPEG files", f"{disk_rate:.1f}", f"{disk_rate / memory_rate:.2f}"]],
+    )
+
+
+if __name__ == "__main__":
+    main()
