@@ -2,7 +2,9 @@
 
 For one architecture (random weights: speed does not depend on their values), measures in
 interleaved rounds, same process, same inputs:
-- image throughput at batch 32, text throughput at batch 32, batch-1 image latency;
+- image throughput at batch 32; text throughput at batch 32 on full 77-token inputs (the worst
+  case) and on real captions (varied English captions tokenized by keras_clip.tokenize, 10-20
+  tokens typically); batch-1 image latency;
 - keras_clip in float32 (the default `model.encode_image` / `encode_text` fast path), float32
   with XLA, bfloat16 and int8 weight quantisation, against OpenAI's model in float32 eager
   PyTorch (`torch.no_grad()`, `torch.set_num_threads(cores)`);
@@ -48,17 +50,20 @@ def main():
 
     import torch
 
+    import keras_clip
     from keras_clip.configs import architecture
     from tests.helpers.model_inputs import random_images, random_tokens
     from tests.helpers.openai_reference import random_reference_model
+    from tests.helpers.tokenizer_corpus import benchmark_captions
 
     torch.set_num_threads(os.cpu_count())
     config = architecture(args.model)
     reference, state_dict = random_reference_model(config)
     resolution = config["image_resolution"]
-    images, tokens = random_images(args.batch, resolution), random_tokens(args.batch)
+    images = random_images(args.batch, resolution)
+    full_tokens = np.tile(random_tokens(args.batch)[-1:], (args.batch, 1))  # every row fills the context
+    caption_tokens = keras_clip.tokenize(benchmark_captions(args.batch), truncate=True)
     torch_images = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
-    torch_tokens = torch.from_numpy(tokens.astype(np.int64))
     modes = [mode for mode in args.modes.split(",") if mode]
     models = {mode: keras_model(state_dict, mode) for mode in modes}
 
@@ -72,10 +77,15 @@ def main():
     def keras_call(function, inputs):
         return lambda: np.asarray(function(inputs))
 
+    inputs = {  # task -> (keras input, torch input, tower)
+        "image": (images, torch_images, "image"),
+        "text": (full_tokens, torch.from_numpy(full_tokens.astype(np.int64)), "text"),
+        "captions": (caption_tokens, torch.from_numpy(caption_tokens.astype(np.int64)), "text"),
+        "latency": (images[:1], torch_images[:1], "image"),
+    }
     flops = {
-        "image": torch_flops(lambda: reference.encode_image(torch_images)),
-        "text": torch_flops(lambda: reference.encode_text(torch_tokens)),
-        "latency": torch_flops(lambda: reference.encode_image(torch_images[:1])),
+        task: torch_flops(lambda: getattr(reference, f"encode_{tower}")(torch_input))
+        for task, (_, torch_input, tower) in inputs.items()
     }
     peaks = {"float32": matmul_peak_gflops("float32"), "bfloat16": matmul_peak_gflops("bfloat16")}
     print(f"Machine: {machine_description()}")
@@ -83,25 +93,20 @@ def main():
     print(f"Model: {args.model} (random weights), batch {args.batch}, {args.rounds} interleaved rounds, medians\n")
 
     results = {}
-    for task, batch_images, batch_tokens in (
-        ("image", images, None),
-        ("text", None, tokens),
-        ("latency", images[:1], None),
-    ):
-        candidates = {"pytorch float32": (
-            torch_call(reference.encode_image, torch_images if task == "image" else torch_images[:1])
-            if task != "text" else torch_call(reference.encode_text, torch_tokens)
-        )}
+    for task, (keras_input, torch_input, tower) in inputs.items():
+        candidates = {"pytorch float32": torch_call(getattr(reference, f"encode_{tower}"), torch_input)}
         for mode, model in models.items():
-            function = model.encode_text if task == "text" else model.encode_image
-            candidates[f"keras_clip {mode}"] = keras_call(function, batch_tokens if task == "text" else batch_images)
+            candidates[f"keras_clip {mode}"] = keras_call(getattr(model, f"encode_{tower}"), keras_input)
         results[task] = interleaved_medians(candidates, args.rounds)
 
     rows = []
     for name in results["image"]:
         precision = "bfloat16" if "bfloat16" in name else "float32"
         image_s, text_s, latency_s = results["image"][name], results["text"][name], results["latency"][name]
-        torch_image, torch_text, torch_latency = (results[t]["pytorch float32"] for t in ("image", "text", "latency"))
+        captions_s = results["captions"][name]
+        torch_image, torch_text, torch_captions, torch_latency = (
+            results[t]["pytorch float32"] for t in ("image", "text", "captions", "latency")
+        )
         rows.append([
             name,
             f"{args.batch / image_s:.1f}",
@@ -109,12 +114,14 @@ def main():
             f"{flops['image'] / image_s / 1e9:.0f} ({flops['image'] / image_s / 1e9 / peaks[precision]:.0%})",
             f"{args.batch / text_s:.1f}",
             f"{torch_text / text_s:.2f}x",
+            f"{args.batch / captions_s:.1f}",
+            f"{torch_captions / captions_s:.2f}x",
             f"{latency_s * 1000:.1f}",
             f"{latency_s / torch_latency:.2f}x",
         ])
     print_table(
-        ["", "images/s", "vs PyTorch", "image GFLOP/s (of peak)", "texts/s", "vs PyTorch", "batch-1 image ms",
-         "vs PyTorch"],
+        ["", "images/s", "vs PyTorch", "image GFLOP/s (of peak)", "texts/s (77 tokens)", "vs PyTorch",
+         "captions/s", "vs PyTorch", "batch-1 image ms", "vs PyTorch"],
         rows,
     )
 

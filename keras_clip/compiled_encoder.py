@@ -1,6 +1,23 @@
 """Eager calls of the towers run through one cached, compiled graph instead of op-by-op."""
 
+import numpy as np
 import tensorflow as tf
+
+#: Token positions are cut to a multiple of this, which bounds the distinct shapes XLA compiles.
+POSITION_MULTIPLE = 8
+
+
+def used_token_positions(tokens, context_length):
+    """Leading positions of a token batch that a causal, EOT-pooled text tower needs.
+
+    The text tower pools each row at its largest id (EOT) and its attention is causal, so no
+    position after the last EOT of the batch can change the result. Rounded up to a multiple of
+    `POSITION_MULTIPLE`, at most `context_length`.
+    """
+    if tokens.shape[0] == 0:
+        return context_length
+    last = int(np.max(np.argmax(np.asarray(tokens), axis=1))) + 1
+    return min(context_length, -(-last // POSITION_MULTIPLE) * POSITION_MULTIPLE)
 
 
 def is_eager_value(value):
@@ -22,9 +39,16 @@ class CompiledEncoder:
         output_dim: D, for the result of an empty batch.
         jit_compile: compile with XLA.
         chunk_size: rows per call of the compiled function.
+        trim_tokens: inputs are CLIP token ids [N, context_length]; positions after the batch's
+            last EOT are cut before the call (see `used_token_positions`), which makes typical
+            captions several times cheaper with the same result.
     """
 
-    def __init__(self, tower, input_spec, output_dim, jit_compile=False, chunk_size=64):
+    def __init__(self, tower, input_spec, output_dim, jit_compile=False, chunk_size=64, trim_tokens=False):
+        self.trim_tokens = trim_tokens
+        if trim_tokens:  # the graph takes any number of positions up to the context length
+            self.context_length = input_spec.shape[1]
+            input_spec = tf.TensorSpec((None, None), input_spec.dtype)
         self.input_spec = input_spec
         self.output_dim = output_dim
         self.jit_compile = jit_compile
@@ -50,6 +74,8 @@ class CompiledEncoder:
         rows = int(inputs.shape[0])
         if rows == 0:
             return tf.zeros((0, self.output_dim), tf.float32)
+        if self.trim_tokens:
+            inputs = inputs[:, :used_token_positions(inputs, self.context_length)]
         outputs = []
         for start in range(0, rows, self.chunk_size):
             chunk = inputs[start:start + self.chunk_size]

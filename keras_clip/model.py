@@ -151,7 +151,9 @@ class CLIP(ContrastiveSteps, keras.Model):
                 spec = tf.TensorSpec((None, resolution, resolution, 3), tf.float32)
             else:
                 spec = tf.TensorSpec((None, self.context_length), tf.int32)
-            encoders[tower] = CompiledEncoder(getattr(self, tower), spec, self.embed_dim, self.jit_compile_inference)
+            encoders[tower] = CompiledEncoder(
+                getattr(self, tower), spec, self.embed_dim, self.jit_compile_inference, trim_tokens=tower == "text"
+            )
         return encoders[tower]
 
     def encode_image(self, images, training=False):

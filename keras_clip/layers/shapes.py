@@ -15,10 +15,16 @@ def check_image_shape(shape, image_resolution, name):
         )
 
 
-def check_token_shape(shape, context_length):
-    """Raise a ValueError naming the expected shape when a token batch is not [N, context_length]."""
+def check_token_shape(shape, context_length, allow_shorter=False):
+    """Raise a ValueError naming the expected shape when a token batch is not [N, context_length].
+
+    With `allow_shorter`, [N, L] with L < context_length passes too (rows cut after their EOT).
+    """
     shape = tuple(shape)
-    if len(shape) != 2 or shape[1] not in (None, context_length):
+    fits = len(shape) == 2 and (
+        shape[1] is None or shape[1] == context_length or (allow_shorter and shape[1] < context_length)
+    )
+    if not fits:
         raise ValueError(
             f"The text tower expects tokens of shape (batch, {context_length}); got shape {shape}. "
             f"Use keras_clip.tokenize(texts, context_length={context_length})."

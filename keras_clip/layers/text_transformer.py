@@ -81,9 +81,11 @@ class TextTransformer(keras.layers.Layer):
                 kernel.assign(keras.random.normal(kernel.shape, stddev=std))
 
     def call(self, tokens):
-        check_token_shape(tokens.shape, self.context_length)
+        # Tokens may be cut to fewer than context_length positions after every row's EOT: the
+        # causal mask makes the later positions irrelevant to the pooled one.
+        check_token_shape(tokens.shape, self.context_length, allow_shorter=True)
         x = self.token_embedding(tokens)
-        x = x + ops.cast(self.positional_embedding, x.dtype)
+        x = x + ops.cast(self.positional_embedding[: ops.shape(tokens)[1]], x.dtype)
         x = self.ln_final(self.transformer(x))
         eot_positions = ops.argmax(tokens, axis=-1)
         x = ops.take_along_axis(x, eot_positions[:, None, None], axis=1)[:, 0]
