@@ -14,10 +14,14 @@ Usage: python benchmarks/inference.py [--model ViT-B/32] [--rounds 7] [--modes f
 """
 
 import argparse
+import os
+import sys
 
 import numpy as np
 
-from benchmarks.common import interleaved_medians, machine_description, matmul_peak_gflops, print_table, torch_flops
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script
+
+from benchmarks.common import interleaved_medians, machine_description, matmul_peak_gflops, print_table, torch_flops  # noqa: E402
 
 MODES = ("float32", "xla", "bfloat16", "int8")
 
