@@ -4,6 +4,7 @@ Writes a random-weight ViT-B/32 archive laid out like OpenAI's release (float16 
 storages located on cuda:0) with PyTorch and OpenAI's code, then times, each in a fresh process:
 - keras_clip cold: `keras_clip.checkpoints.load.load_model(path)` with an empty cache (read, convert, cache);
 - keras_clip warm: the same call again (from the cached converted weights);
+- keras_clip warm bfloat16: the same with `dtype="bfloat16"` (weights cast from the float16/float32 cache);
 - PyTorch: `torch.jit.load(path, map_location="cpu")` + OpenAI's `build_model(state_dict).float()`,
   what `clip.load(name, device="cpu", jit=False)` does after its download.
 Load time excludes importing the libraries; peak RSS is the process's maximum resident set
@@ -16,6 +17,7 @@ Targets: cold no slower than PyTorch, warm under 3 s, peak RSS under 2x the floa
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,7 +43,7 @@ MEASURE = textwrap.dedent(
 
 KERAS_CLIP = dict(
     imports="from keras_clip.checkpoints.load import load_model",
-    load="model = load_model({path!r}, cache_dir={cache!r}, progress=False)\n"
+    load="model = load_model({path!r}, cache_dir={cache!r}, progress=False, dtype={dtype!r})\n"
     "parameters = sum(int(w.numpy().size) for w in model.weights)",
 )
 PYTORCH = dict(
@@ -63,11 +65,11 @@ def write_checkpoint(path):
     checkpoint_files.write_torchscript(path, config, state_dict, location="cuda:0")
 
 
-def measure(kind, path, cache):
+def measure(kind, path, cache, dtype=None):
     spec = KERAS_CLIP if kind == "keras_clip" else PYTORCH
     script = MEASURE.format(
         imports=spec["imports"].format(root=ROOT),
-        load=spec["load"].format(path=path, cache=cache),
+        load=spec["load"].format(path=path, cache=cache, dtype=dtype),
     )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT)
@@ -88,11 +90,14 @@ def main():
     if not os.path.exists(path):
         write_checkpoint(path)
     print(f"checkpoint {path}: {os.path.getsize(path) / 1e6:.0f} MB; load average {os.getloadavg()[0]:.2f}")
-    runs = {"keras_clip cold": [], "keras_clip warm": [], "pytorch": []}
+    runs = {"keras_clip cold": [], "keras_clip warm": [], "warm bfloat16": [], "pytorch": []}
     for repeat in range(args.repeats):
         cache = os.path.join(workdir, f"cache_{repeat}")
+        if os.path.exists(cache):
+            shutil.rmtree(cache)
         runs["keras_clip cold"].append(measure("keras_clip", path, cache))
         runs["keras_clip warm"].append(measure("keras_clip", path, cache))
+        runs["warm bfloat16"].append(measure("keras_clip", path, cache, dtype="bfloat16"))
         runs["pytorch"].append(measure("pytorch", path, cache))
     float32_mb = runs["pytorch"][0]["parameters"] * 4 / 1e6
     assert runs["keras_clip warm"][0]["parameters"] == runs["pytorch"][0]["parameters"]
@@ -107,7 +112,7 @@ def main():
         peak = max(result["peak"] for result in results) / 1e6
         above = max(result["peak"] - result["baseline"] for result in results) / 1e6
         print(f"{name:16} {medians[name]:>12.2f} ({seconds[0]:5.2f}) {cpu_medians[name]:>13.2f} {peak:>12.0f} {above:>17.0f}")
-    for name in ("keras_clip cold", "keras_clip warm"):
+    for name in ("keras_clip cold", "keras_clip warm", "warm bfloat16"):
         print(f"{name} / pytorch: wall {medians[name] / medians['pytorch']:.2f}x, "
               f"CPU {cpu_medians[name] / cpu_medians['pytorch']:.2f}x")
     print(f"load average at the end {os.getloadavg()[0]:.2f} (other processes on the machine inflate wall times)")

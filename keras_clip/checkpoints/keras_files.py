@@ -86,12 +86,32 @@ def load_weights_file(path, **kwargs):
     return build_with_assigned_values(build)
 
 
-def load_model_file(path):
-    """A CLIP saved as `.keras` (Keras' safe mode: no arbitrary code is deserialised)."""
+def load_model_file(path, dtype=None):
+    """A CLIP saved as `.keras` (Keras' safe mode: no arbitrary code is deserialised).
+
+    Args:
+        path: the `.keras` file.
+        dtype: None for the dtype policy the file records, or a policy name to rebuild the
+            model with (its weights cast to the policy's variable dtype).
+    """
     try:
         model = keras.saving.load_model(path, safe_mode=True)
     except (OSError, ValueError, zipfile.BadZipFile) as error:
         raise CheckpointError(f"{path} is not a loadable .keras file ({error})") from error
     if not isinstance(model, CLIP):
         raise CheckpointError(f"{path} holds a {type(model).__name__}, not a keras_clip CLIP")
-    return model
+    if dtype is None or dtype == model.dtype_policy.name:
+        return model
+    return _with_dtype(model, dtype)
+
+
+def _with_dtype(model, dtype):
+    """A copy of a CLIP built with another dtype policy, its weights cast to it."""
+
+    def build():
+        copy = CLIP(**architecture_config(model), name=model.name, dtype=dtype)
+        for target, source in zip(copy.weights, model.weights):
+            target.assign(keras.ops.cast(source.value, target.dtype))
+        return copy
+
+    return build_with_assigned_values(build)

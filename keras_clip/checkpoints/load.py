@@ -8,21 +8,33 @@ verified (see `download.py`). Files are recognised by their content:
 - in OpenAI's / open_clip's parameter names or in Hugging Face transformers' `CLIPModel` names;
 - our own `.keras` models and `.weights.h5` weights.
 A converted checkpoint's Keras weights are cached under the checkpoint's SHA256, so loading the
-same checkpoint again skips reading and converting it.
+same checkpoint again skips reading and converting it. `dtype="bfloat16"` (or another of
+`MODEL_DTYPES`) builds the model in that precision; the cache keeps the checkpoint's own.
 """
 
+import concurrent.futures
 import os
 import warnings
 
-import numpy as np
-
 from keras_clip.checkpoints import download
-from keras_clip.checkpoints.converted_cache import checkpoint_sha256, converted_path, load_converted, save_converted
+from keras_clip.checkpoints.converted_cache import (
+    CacheWriter,
+    checkpoint_sha256,
+    converted_path,
+    load_converted,
+    remembered_sha256,
+)
 from keras_clip.checkpoints.deferred_init import build_with_assigned_values
+from keras_clip.checkpoints.dtypes import model_dtype
 from keras_clip.checkpoints.errors import CheckpointError
 from keras_clip.checkpoints.hf_names import hf_to_openai, is_hf_clip
 from keras_clip.checkpoints.keras_files import load_model_file, load_weights_file
-from keras_clip.checkpoints.openai_state_dict import StateDictError, build_model, openai_weight_map
+from keras_clip.checkpoints.openai_state_dict import (
+    StateDictError,
+    check_state_dict_keys,
+    load_openai_state_dict,
+    model_for_state_dict,
+)
 from keras_clip.checkpoints.safetensors_io import read_safetensors
 from keras_clip.checkpoints.stored_array import prefetched
 from keras_clip.checkpoints.torch_zip import LEGACY_TORCH_MAGIC, ZIP_MAGIC, read_torch_state_dict
@@ -97,39 +109,54 @@ def read_openai_state_dict(path, kind=None):
     return hf_to_openai(state_dict) if is_hf_clip(state_dict) else state_dict
 
 
-def _cached_model(cache_file, name):
+def _cached_model(cache_file, name, dtype):
     if not os.path.isfile(cache_file):
         return None
     try:
-        return load_converted(cache_file, name=name)
+        return load_converted(cache_file, name=name, dtype=dtype)
     except (CheckpointError, StateDictError, KeyError, ValueError) as error:
         warnings.warn(f"Ignoring the cached conversion {cache_file} ({error}); converting again", stacklevel=3)
         return None
 
 
-def _convert(path, kind, sha256, root, name):
-    """Convert a PyTorch or safetensors checkpoint, caching the result under its SHA256."""
-    cache_file = converted_path(root, sha256)
-    model = _cached_model(cache_file, name)
-    if model is not None:
-        return model
-    try:
-        # build_model assigns in sorted key order: read in that order while it creates the layers.
-        with prefetched(read_openai_state_dict(path, kind)) as state_dict:
-            model = build_with_assigned_values(lambda: build_model(state_dict, name=name))
-    except StateDictError as error:
-        raise StateDictError(f"{path}: {error}") from None
-    save_converted(model, cache_file, sha256, half_precision=_from_float16(model, state_dict))
+def _convert(path, kind, root, name, dtype, sha256=None):
+    """Convert a PyTorch or safetensors checkpoint, caching the result under its SHA256.
+
+    With the SHA256 known, the cache is consulted first. Otherwise (a file not seen before) the
+    file is converted while it is hashed in the background: hashing first to look for a cached
+    conversion would take about as long as converting. The cache file is written in the
+    background too, while the model is filled, and named once the hash is known.
+    """
+    if sha256 is not None:
+        model = _cached_model(converted_path(root, sha256), name, dtype)
+        if model is not None:
+            return model
+    writer = None
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="keras_clip_hash") as hasher:
+        hashing = hasher.submit(checkpoint_sha256, path, root) if sha256 is None else None
+        source = read_openai_state_dict(path, kind)
+
+        def build(state_dict):
+            nonlocal writer
+            model = model_for_state_dict(state_dict, dtype=dtype, name=name)
+            check_state_dict_keys(model, state_dict)
+            writer = CacheWriter(model, source, root)
+            load_openai_state_dict(model, state_dict)
+            return model
+
+        try:
+            # Arrays are read in the order load_openai_state_dict assigns them, while the layers are created.
+            with prefetched(source) as state_dict:
+                model = build_with_assigned_values(lambda: build(state_dict))
+            sha256 = sha256 or hashing.result()
+        except BaseException as error:
+            if writer is not None:
+                writer.discard()
+            if isinstance(error, StateDictError):
+                raise StateDictError(f"{path}: {error}") from None
+            raise
+        writer.commit(converted_path(root, sha256))
     return model
-
-
-def _from_float16(model, state_dict):
-    """The model's weights whose values came from float16 arrays (OpenAI's releases store most so)."""
-    return [
-        variable
-        for key, (variable, _) in openai_weight_map(model).items()
-        if variable is not None and key in state_dict and np.dtype(state_dict[key].dtype) == np.float16
-    ]
 
 
 def _checkpoint_in_folder(folder):
@@ -141,18 +168,19 @@ def _checkpoint_in_folder(folder):
     raise CheckpointError(f"{folder} is a folder without a checkpoint file; looked for {', '.join(FOLDER_CHECKPOINTS)}")
 
 
-def load_model(name_or_path, cache_dir=None, progress=True):
+def load_model(name_or_path, cache_dir=None, progress=True, dtype=None):
     """A `keras_clip.CLIP` from a released model's name or a checkpoint file (see `load`)."""
+    dtype = model_dtype(dtype)
     root = download.cache_root(cache_dir)
     name_or_path = os.fspath(name_or_path)
     if name_or_path in download.OPENAI_MODELS:
         name = model_name(name_or_path)
         _, sha256 = download.OPENAI_MODELS[name_or_path]
-        model = _cached_model(converted_path(root, sha256), name)
+        model = _cached_model(converted_path(root, sha256), name, dtype)
         if model is not None:
             return model
         path = download.download_checkpoint(name_or_path, cache_dir=root, progress=progress)
-        return _convert(path, "torch", sha256, root, name)
+        return _convert(path, "torch", root, name, dtype, sha256)
     if os.path.isdir(name_or_path):
         name_or_path = _checkpoint_in_folder(name_or_path)
     if not os.path.isfile(name_or_path):
@@ -162,13 +190,13 @@ def load_model(name_or_path, cache_dir=None, progress=True):
         )
     kind = checkpoint_format(name_or_path)
     if kind == "keras":
-        return load_model_file(name_or_path)
+        return load_model_file(name_or_path, dtype=dtype)
     if kind == "weights.h5":
-        return load_weights_file(name_or_path)
-    return _convert(name_or_path, kind, checkpoint_sha256(name_or_path, root), root, "clip")
+        return load_weights_file(name_or_path, dtype=dtype)
+    return _convert(name_or_path, kind, root, "clip", dtype, remembered_sha256(name_or_path, root))
 
 
-def load(name_or_path, cache_dir=None):
+def load(name_or_path, cache_dir=None, dtype=None):
     """A CLIP model and its image preprocessing, from a released model's name or a checkpoint file.
 
     Args:
@@ -180,11 +208,17 @@ def load(name_or_path, cache_dir=None):
             open_clip's and transformers' downloads do).
         cache_dir: where downloads and converted weights are cached (default `$KERAS_CLIP_CACHE`,
             else `~/.cache/keras_clip`).
+        dtype: None (Keras' default policy: float32, or what a `.keras` file records) or one of
+            "float32", "bfloat16", "float16", "mixed_bfloat16", "mixed_float16". "bfloat16" /
+            "float16" store the weights in that dtype (half the memory; for inference: the
+            weights, logit_scale included, are rounded to it); `encode_image`, `encode_text`
+            and the logits still return float32. The mixed policies keep float32 weights.
 
     Returns:
         `(model, preprocess)`: a `keras_clip.CLIP` and `keras_clip.ImagePreprocessor(model.image_resolution)`.
 
     Raises:
+        ValueError: an unsupported `dtype`, or neither a model name nor an existing file.
         CheckpointError: unreadable or unsupported file (`UnsafeCheckpointError` if its pickle asks
             for anything but tensors).
         StateDictError: the weights do not describe a CLIP (missing, unexpected or misshapen keys).
@@ -193,8 +227,9 @@ def load(name_or_path, cache_dir=None):
     Example:
     >>> model, preprocess = keras_clip.load("ViT-B/32")
     >>> image_features = model.encode_image(preprocess(images))
+    >>> half_model, _ = keras_clip.load("ViT-B/32", dtype="bfloat16")
     """
     from keras_clip.preprocessing import ImagePreprocessor
 
-    model = load_model(name_or_path, cache_dir=cache_dir)
+    model = load_model(name_or_path, cache_dir=cache_dir, dtype=dtype)
     return model, ImagePreprocessor(model.image_resolution)

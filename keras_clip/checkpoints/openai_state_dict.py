@@ -3,10 +3,16 @@
 `build_model(state_dict)` infers the architecture from the shapes, as OpenAI's `build_model`
 does, builds a CLIP and assigns every array to its weight, converting PyTorch layouts
 (Linear [out, in], Conv2d OIHW) to Keras' ([in, out], HWIO).
+
+Each array is converted by TensorFlow in one step (transposed at its narrower dtype, cast once)
+from the memory it was read into: a weight is copied once on its way into its variable.
 """
 
 import numpy as np
+import tensorflow as tf
 
+from keras_clip.checkpoints.dtypes import model_dtype
+from keras_clip.checkpoints.stored_array import reads_into_new_memory
 from keras_clip.model import CLIP
 
 
@@ -19,14 +25,14 @@ METADATA_KEYS = ("input_resolution", "context_length", "vocab_size")
 
 
 def _linear(weight):
-    return np.transpose(weight)
+    return tf.transpose(weight)
 
 
 def _conv(weight):
-    return np.transpose(weight, (2, 3, 1, 0))
+    return tf.transpose(weight, (2, 3, 1, 0))
 
 
-def _same(array):
+def same_layout(array):
     return array
 
 
@@ -87,19 +93,19 @@ def infer_architecture(state_dict):
 
 
 def _dense(prefix, dense):
-    return {f"{prefix}.weight": (dense.kernel, _linear), f"{prefix}.bias": (dense.bias, _same)}
+    return {f"{prefix}.weight": (dense.kernel, _linear), f"{prefix}.bias": (dense.bias, same_layout)}
 
 
 def _layer_norm(prefix, norm):
-    return {f"{prefix}.weight": (norm.gamma, _same), f"{prefix}.bias": (norm.beta, _same)}
+    return {f"{prefix}.weight": (norm.gamma, same_layout), f"{prefix}.bias": (norm.beta, same_layout)}
 
 
 def _batch_norm(prefix, norm):
     return {
-        f"{prefix}.weight": (norm.gamma, _same),
-        f"{prefix}.bias": (norm.beta, _same),
-        f"{prefix}.running_mean": (norm.moving_mean, _same),
-        f"{prefix}.running_var": (norm.moving_variance, _same),
+        f"{prefix}.weight": (norm.gamma, same_layout),
+        f"{prefix}.bias": (norm.beta, same_layout),
+        f"{prefix}.running_mean": (norm.moving_mean, same_layout),
+        f"{prefix}.running_var": (norm.moving_variance, same_layout),
         f"{prefix}.num_batches_tracked": (None, None),  # a training counter Keras does not keep
     }
 
@@ -113,7 +119,7 @@ def _transformer(prefix, transformer):
     for index, block in enumerate(transformer.resblocks):
         name = f"{prefix}.resblocks.{index}"
         weights[f"{name}.attn.in_proj_weight"] = (block.attn.in_proj.kernel, _linear)
-        weights[f"{name}.attn.in_proj_bias"] = (block.attn.in_proj.bias, _same)
+        weights[f"{name}.attn.in_proj_bias"] = (block.attn.in_proj.bias, same_layout)
         weights.update(_dense(f"{name}.attn.out_proj", block.attn.out_proj))
         weights.update(_layer_norm(f"{name}.ln_1", block.ln_1))
         weights.update(_layer_norm(f"{name}.ln_2", block.ln_2))
@@ -124,9 +130,9 @@ def _transformer(prefix, transformer):
 
 def _vision_transformer(visual):
     weights = {
-        "visual.class_embedding": (visual.class_embedding, _same),
-        "visual.positional_embedding": (visual.positional_embedding, _same),
-        "visual.proj": (visual.proj, _same),
+        "visual.class_embedding": (visual.class_embedding, same_layout),
+        "visual.positional_embedding": (visual.positional_embedding, same_layout),
+        "visual.proj": (visual.proj, same_layout),
     }
     weights.update(_conv2d("visual.conv1", visual.conv1))
     weights.update(_layer_norm("visual.ln_pre", visual.ln_pre))
@@ -150,7 +156,7 @@ def _modified_resnet(visual):
             weights.update(_conv2d(f"{prefix}.downsample.0", block.downsample_conv))
             weights.update(_batch_norm(f"{prefix}.downsample.1", block.downsample_bn))
     pool = visual.attnpool
-    weights["visual.attnpool.positional_embedding"] = (pool.positional_embedding, _same)
+    weights["visual.attnpool.positional_embedding"] = (pool.positional_embedding, same_layout)
     for name in ("q_proj", "k_proj", "v_proj", "c_proj"):
         weights.update(_dense(f"visual.attnpool.{name}", getattr(pool, name)))
     return weights
@@ -165,10 +171,10 @@ def openai_weight_map(model):
     text = model.text
     weights.update(
         {
-            "positional_embedding": (text.positional_embedding, _same),
-            "text_projection": (text.text_projection, _same),
-            "token_embedding.weight": (text.token_embedding.embeddings, _same),
-            "logit_scale": (model.logit_scale, _same),
+            "positional_embedding": (text.positional_embedding, same_layout),
+            "text_projection": (text.text_projection, same_layout),
+            "token_embedding.weight": (text.token_embedding.embeddings, same_layout),
+            "logit_scale": (model.logit_scale, same_layout),
         }
     )
     weights.update(_layer_norm("ln_final", text.ln_final))
@@ -189,11 +195,42 @@ def _check_metadata(state_dict, config):
             )
 
 
-def load_openai_state_dict(model, state_dict):
-    """Assign a state dict with OpenAI's names to an existing CLIP, checking every key.
+_DLPACK_DTYPES = tuple(np.dtype(name) for name in ("float16", "float32", "float64"))
+
+
+def as_tensor(value):
+    """A TensorFlow tensor of a state dict's value: the memory of a freshly read array, else a copy.
+
+    Arrays read from a file by our checkpoint readers (`StoredArray`s) are in new 64-byte aligned
+    buffers that the tensor can use as they are; other arrays (e.g. a caller's numpy arrays,
+    which must not change with the model) are copied.
+    """
+    array = np.asarray(value)
+    if (
+        reads_into_new_memory(value)
+        and array.ndim
+        and array.dtype in _DLPACK_DTYPES
+        and array.flags.c_contiguous
+        and array.ctypes.data % 64 == 0
+    ):
+        return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
+    return tf.convert_to_tensor(array)
+
+
+def keras_value(value, convert, dtype):
+    """A state dict's value in Keras layout and `dtype`: transposed at the narrower dtype, cast once."""
+    tensor = as_tensor(value)
+    dtype = tf.as_dtype(dtype)
+    if tensor.dtype.size <= dtype.size:
+        return tf.cast(convert(tensor), dtype)
+    return convert(tf.cast(tensor, dtype))
+
+
+def check_state_dict_keys(model, state_dict):
+    """`(weight_map, keys to assign)` if the state dict has exactly the keys `model` needs.
 
     Raises:
-        StateDictError: a key is missing, unexpected, or has the wrong shape (named, with both shapes).
+        StateDictError: keys are missing or unexpected (the first ten of each named).
     """
     weight_map = openai_weight_map(model)
     optional = {key for key, (variable, _) in weight_map.items() if variable is None}
@@ -207,37 +244,65 @@ def load_openai_state_dict(model, state_dict):
         if unexpected:
             details.append(f"unexpected keys {unexpected[:10]}{' ...' if len(unexpected) > 10 else ''}")
         raise StateDictError("The state dict does not match the CLIP architecture: " + "; ".join(details))
-    for key in sorted(provided):
+    return weight_map, sorted(provided)
+
+
+def load_openai_state_dict(model, state_dict):
+    """Assign a state dict with OpenAI's names to an existing CLIP, checking every key.
+
+    Raises:
+        StateDictError: a key is missing, unexpected, or has the wrong shape (named, with both shapes).
+    """
+    weight_map, keys = check_state_dict_keys(model, state_dict)
+    for key in keys:
         variable, convert = weight_map[key]
         if variable is None:
             continue
-        value = convert(np.asarray(state_dict[key]))
-        if tuple(value.shape) != tuple(variable.shape):
+        try:
+            value = keras_value(state_dict[key], convert, variable.dtype)
+            layout = f"Keras layout {tuple(value.shape)}"
+        except (tf.errors.InvalidArgumentError, ValueError):  # e.g. a 2-D array for a convolution kernel
+            value, layout = None, "not convertible to the Keras layout"
+        if value is None or tuple(value.shape) != tuple(variable.shape):
             raise StateDictError(
                 f"Shape mismatch for {key!r}: the state dict has {tuple(np.shape(state_dict[key]))} "
-                f"(Keras layout {tuple(value.shape)}), the model expects {tuple(variable.shape)} (Keras layout)"
+                f"({layout}), the model expects {tuple(variable.shape)} (Keras layout)"
             )
-        variable.assign(value.astype(variable.dtype))
+        variable.assign(value)
 
 
-def build_model(state_dict, **kwargs):
+def build_model(state_dict, dtype=None, **kwargs):
     """A CLIP with the architecture and weights of a state dict in OpenAI's naming.
 
-    Float16 arrays are upcast to the model's variable dtype (float32). Every key must be used
-    exactly once.
+    Arrays are cast to the model's variable dtype (float16 ones upcast to float32 exactly under
+    the default policy). Every key must be used exactly once.
 
     Args:
         state_dict: mapping of OpenAI parameter names (as in `clip/model.py`) to numpy arrays.
-        **kwargs: extra `CLIP` constructor arguments, e.g. `dtype="mixed_bfloat16"` or `name`.
+        dtype: None (Keras' default policy, float32) or one of `MODEL_DTYPES`: "bfloat16" or
+            "float16" store the weights in that dtype for inference (embeddings and logits
+            stay float32), "mixed_bfloat16" / "mixed_float16" keep float32 weights and compute
+            in the half dtype. See `keras_clip/checkpoints/dtypes.py`.
+        **kwargs: extra `CLIP` constructor arguments, e.g. `name`.
 
     Returns:
         A `keras_clip.CLIP`.
 
+    Raises:
+        ValueError: an unsupported `dtype`.
+        StateDictError: the state dict does not describe a CLIP (missing, unexpected or misshapen keys).
+
     Example:
-    >>> model = keras_clip.build_model({k: v.numpy() for k, v in torch_model.state_dict().items()})
+    >>> model = keras_clip.build_model({k: v.numpy() for k, v in torch_model.state_dict().items()}, dtype="bfloat16")
     """
-    config = infer_architecture(state_dict)
-    _check_metadata(state_dict, config)
-    model = CLIP(**config, **kwargs)
+    model = model_for_state_dict(state_dict, dtype=dtype, **kwargs)
     load_openai_state_dict(model, state_dict)
     return model
+
+
+def model_for_state_dict(state_dict, dtype=None, **kwargs):
+    """A CLIP of the architecture a state dict describes, not yet holding its weights (see `build_model`)."""
+    dtype = model_dtype(dtype)
+    config = infer_architecture(state_dict)
+    _check_metadata(state_dict, config)
+    return CLIP(**config, dtype=dtype, **kwargs)

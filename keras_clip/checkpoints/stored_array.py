@@ -170,6 +170,17 @@ def _contiguous_strides(shape):
     return tuple(reversed(strides))
 
 
+def reads_into_new_memory(value):
+    """True if `np.asarray(value)` returns an array in new memory that no one else holds.
+
+    Such an array (read from a file by a `StoredArray`, perhaps through a `PrefetchedArray`)
+    may become a tensor's buffer as it is; any other array must be copied first.
+    """
+    if isinstance(value, PrefetchedArray):
+        return reads_into_new_memory(value._source)
+    return isinstance(value, StoredArray)
+
+
 class PrefetchedArray:
     """An array being read by a background thread; `np.asarray` waits for it.
 

@@ -47,6 +47,7 @@ class TextTransformer(keras.layers.Layer):
             dtype=policy,
         )
         self.transformer = Transformer(width, num_layers, num_heads, causal=True, name="transformer", dtype=policy)
+        self._set_block_initializers()
         self.ln_final = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="ln_final", dtype=policy)
 
     def build(self, input_shape=None):
@@ -64,21 +65,22 @@ class TextTransformer(keras.layers.Layer):
         sequence_shape = (None, self.context_length, self.width)
         self.transformer.build(sequence_shape)
         self.ln_final.build(sequence_shape)
-        self._initialize_blocks()
 
-    def _initialize_blocks(self):
+    def _set_block_initializers(self):
         # OpenAI's initialisation of the text transformer, which training from scratch relies on.
+        # Given to the Dense layers before they are built, so each kernel is drawn once, or not at
+        # all when a checkpoint's values replace it (keras_clip/checkpoints/deferred_init.py).
         proj_std = self.width**-0.5 * (2 * self.num_layers) ** -0.5
         attn_std = self.width**-0.5
         fc_std = (2 * self.width) ** -0.5
         for block in self.transformer.resblocks:
-            for kernel, std in (
-                (block.attn.in_proj.kernel, attn_std),
-                (block.attn.out_proj.kernel, proj_std),
-                (block.c_fc.kernel, fc_std),
-                (block.c_proj.kernel, proj_std),
+            for dense, std in (
+                (block.attn.in_proj, attn_std),
+                (block.attn.out_proj, proj_std),
+                (block.c_fc, fc_std),
+                (block.c_proj, proj_std),
             ):
-                kernel.assign(keras.random.normal(kernel.shape, stddev=std))
+                dense.kernel_initializer = keras.initializers.RandomNormal(stddev=std)
 
     def call(self, tokens):
         # Tokens may be cut to fewer than context_length positions after every row's EOT: the

@@ -148,17 +148,23 @@ def resnet_state_dict():
 
 def test_second_load_skips_conversion(tmp_path, resnet_state_dict, monkeypatch):
     path = checkpoint_files.write_torch_state_dict(str(tmp_path / "model.pt"), resnet_state_dict)
-    first = load_model(path, cache_dir=str(tmp_path / "cache"))
+    cache = str(tmp_path / "cache")
+    first = load_model(path, cache_dir=cache)
     copy = str(tmp_path / "renamed.bin")
     shutil.copy(path, copy)  # same bytes, same SHA256: same cache entry
+    # A file not seen before is converted while it is hashed (no slower than looking the hash up first).
+    second = load_model(copy, cache_dir=cache)
+    assert len(list((tmp_path / "cache" / "converted").glob("*.safetensors"))) == 1
 
-    def no_conversion(*args, **kwargs):
+    def no_reading(*args, **kwargs):
         raise AssertionError("the checkpoint was read again")
 
-    monkeypatch.setattr(load_module, "read_openai_state_dict", no_conversion)
-    second = load_model(copy, cache_dir=str(tmp_path / "cache"))
-    for expected, actual in zip(first.weights, second.weights):
-        np.testing.assert_array_equal(actual.numpy(), expected.numpy())
+    monkeypatch.setattr(load_module, "read_openai_state_dict", no_reading)
+    for name in (path, copy):  # both hashes are remembered
+        again = load_model(name, cache_dir=cache)
+        for expected, model in ((first, second), (first, again)):
+            for want, got in zip(expected.weights, model.weights):
+                np.testing.assert_array_equal(got.numpy(), want.numpy())
 
 
 def test_damaged_cache_entry_is_converted_again(tmp_path, resnet_state_dict):
@@ -194,6 +200,16 @@ def test_missing_key_is_named(tmp_path, resnet_state_dict):
     with pytest.raises(keras_clip.StateDictError, match=r"missing keys \['visual.attnpool.k_proj.bias'\]"):
         load_model(path, cache_dir=str(tmp_path / "cache"))
     assert not list((tmp_path / "cache").glob("converted/*.safetensors"))  # nothing cached
+
+
+def test_misshapen_weight_leaves_no_cache_file(tmp_path, resnet_state_dict):
+    state_dict = dict(resnet_state_dict)
+    state_dict["transformer.resblocks.1.mlp.c_fc.weight"] = np.zeros((256, 32), np.float16)
+    path = checkpoint_files.write_safetensors(str(tmp_path / "model.safetensors"), state_dict)
+    with pytest.raises(keras_clip.StateDictError, match="model.safetensors: Shape mismatch"):
+        load_model(path, cache_dir=str(tmp_path / "cache"))
+    # The cache writer had started (the keys were right): its temporary file is gone too.
+    assert sorted(os.listdir(tmp_path / "cache" / "converted")) == ["hashes.json"]
 
 
 def test_formats_are_recognised_by_content(tmp_path, resnet_state_dict):
