@@ -22,7 +22,7 @@ test-full: install
 	$(BIN)/python -m pytest tests -m "full_size or not full_size"
 
 demo: install
-	$(BIN)/python examples/demo.py
+	$(BIN)/python examples/train_from_scratch.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

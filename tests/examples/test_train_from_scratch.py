@@ -1,0 +1,40 @@
+"""examples/train_from_scratch.py: a small CLIP trained on scikit-learn's digits classifies held-out digits zero-shot."""
+
+import sys
+
+import numpy as np
+from PIL import Image
+
+from tests.helpers.example_scripts import load_example
+
+
+def test_digits_reach_90_percent_zero_shot_accuracy(tmp_path, capsys):
+    example = load_example("train_from_scratch")
+    plot = tmp_path / "similarity.png"
+    accuracy = example.main(["--plot", str(plot)])  # the defaults: 30 epochs, seed 0
+    output = capsys.readouterr().out
+    assert accuracy >= 0.90, output
+    assert f"Zero-shot accuracy on 450 held-out digits: {100 * accuracy:.1f}%" in output
+    assert "val_zero_shot_top1" in output  # the ZeroShotAccuracy callback's number, in the progress lines
+    with Image.open(plot) as image:
+        assert image.format == "PNG" and min(image.size) > 300
+
+
+def test_captions_and_splits():
+    example = load_example("train_from_scratch")
+    captions = example.caption_table().numpy()
+    assert captions.shape == (10, 2 * len(example.CAPTION_TEMPLATES))
+    assert b"a handwritten seven" in captions[7] and b"the digit 7." in captions[7]
+    assert not any(b"seven" in caption or b"7" in caption for caption in captions[3])
+    (train_x, train_y), (val_x, val_y), (test_x, test_y) = example.load_splits(seed=0)
+    assert (len(train_y), len(val_y), len(test_y)) == (1167, 180, 450)
+    assert train_x.dtype == np.uint8 and train_x.shape[1:] == (8, 8, 1) and train_x.max() == 255
+    assert set(np.unique(test_y)) == set(range(10))
+
+
+def test_plot_is_skipped_without_matplotlib(tmp_path, monkeypatch):
+    example = load_example("train_from_scratch")
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails
+    path = tmp_path / "plot.png"
+    assert not example.save_similarity_plot(str(path), np.zeros((2, 8, 8, 1)), ["a", "b"], np.eye(2))
+    assert not path.exists()
