@@ -29,14 +29,34 @@ def interleaved_medians(candidates, rounds, warmup=1):
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def torch_flops(function):
-    """FLOPs of one call of a PyTorch function (matmuls and convolutions), by torch's FlopCounterMode."""
+def torch_flops(function, no_grad=True):
+    """FLOPs of one call of a PyTorch function (matmuls and convolutions), by torch's FlopCounterMode.
+
+    With `no_grad=False` the function may call `backward()`, whose FLOPs are counted too.
+    """
+    import contextlib
+
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.no_grad() if no_grad else contextlib.nullcontext(), FlopCounterMode(display=False) as counter:
         function()
     return counter.get_total_flops()
+
+
+def set_threads(threads=None):
+    """Give TensorFlow (intra-op) and PyTorch the same number of threads; returns it.
+
+    Default: the CPUs this process may run on. Call before TensorFlow runs any op.
+    """
+    import tensorflow as tf
+    import torch
+
+    if threads is None:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    torch.set_num_threads(threads)
+    return threads
 
 
 def matmul_peak_gflops(dtype="float32", size=2048, repeats=5):
@@ -51,6 +71,20 @@ def matmul_peak_gflops(dtype="float32", size=2048, repeats=5):
     for _ in range(repeats):
         start = time.perf_counter()
         product(a).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def torch_matmul_peak_gflops(size=2048, repeats=5):
+    """Best sustained GFLOP/s of a square float32 PyTorch matmul on this machine (its BLAS, its threads)."""
+    import torch
+
+    a = torch.randn(size, size)
+    torch.mm(a, a)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, a)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
 
