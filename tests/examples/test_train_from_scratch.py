@@ -1,4 +1,4 @@
-"""examples/train_from_scratch.py: a small CLIP trained on scikit-learn's digits classifies held-out digits zero-shot."""
+"""examples/train_from_scratch.py: a small CLIP trained on scikit-learn's digits classifies unseen digits zero-shot."""
 
 import sys
 

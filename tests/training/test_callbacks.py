@@ -1,6 +1,9 @@
 """Validation callbacks: the numbers they log are keras_clip.evaluation's, and Keras' other callbacks see them."""
 
+import json
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -222,3 +225,55 @@ def test_argument_errors(photos):
         RetrievalRecall(images, ["a cat"])
     with pytest.raises(ValueError, match="ks must be positive"):
         RetrievalRecall(images, ["a", "b"], ks=(0,))
+
+
+MIRRORED_SCRIPT = """
+import json, os
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras_clip
+from keras_clip.evaluation import evaluate_retrieval, evaluate_zero_shot
+from tests.helpers.caption_files import captioned_photos
+from tests.helpers.model_inputs import random_images, random_tokens
+from tests.helpers.tiny_models import TINY_VIT
+
+photos = captioned_photos(6, seed=1)
+images, labels, captions = [p.data for p in photos], [0, 1, 2, 0, 1, 2], [p.captions[0] for p in photos]
+zero_shot = keras_clip.training.ZeroShotAccuracy(images, labels, ["cat", "temple", "flower"], top_k=(1, 2))
+recall = keras_clip.training.RetrievalRecall(images, captions, ks=(1, 2))
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice())
+with strategy.scope():
+    model = keras_clip.CLIP(**TINY_VIT)
+    model.compile(optimizer=keras_clip.training.optimizer(model, 1e-3))
+data = {"images": random_images(16, 32, seed=4), "tokens": random_tokens(16, seed=4)}
+history = model.fit(tf.data.Dataset.from_tensor_slices(data).batch(8), epochs=1, verbose=0,
+                    callbacks=[zero_shot, recall]).history
+expected_zero_shot = evaluate_zero_shot(model, tf.data.Dataset.from_tensor_slices((images, labels)),
+                                        ["cat", "temple", "flower"], templates="simple", verbose=False)
+expected_recall = evaluate_retrieval(model, tf.data.Dataset.from_tensor_slices((images, captions)), ks=(1, 2),
+                                     verbose=False)
+print(json.dumps({"replicas": strategy.num_replicas_in_sync,
+                  "logged": {key: values[-1] for key, values in history.items() if key.startswith("val_")},
+                  "expected": {"val_zero_shot_top1": expected_zero_shot.accuracy(1),
+                               "val_zero_shot_top2": expected_zero_shot.accuracy(2),
+                               "val_image_to_text_recall_at_1": expected_recall.image_to_text[1],
+                               "val_image_to_text_recall_at_2": expected_recall.image_to_text[2],
+                               "val_text_to_image_recall_at_1": expected_recall.text_to_image[1],
+                               "val_text_to_image_recall_at_2": expected_recall.text_to_image[2]}}))
+"""
+
+
+def test_callbacks_under_mirrored_strategy():
+    """Two replicas (logical CPUs, set before TensorFlow starts, so in a subprocess): the numbers of a direct
+    evaluation."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    environment = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    process = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True, text=True, cwd=root,
+                             env=environment, timeout=600)  # fmt: skip
+    assert process.returncode == 0, process.stderr[-3000:]
+    result = json.loads(process.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2
+    assert result["logged"] == pytest.approx(result["expected"], abs=1e-12)
