@@ -25,8 +25,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 
 import keras_clip  # noqa: E402
-from keras_clip.checkpoints.load import load  # noqa: E402
-from keras_clip.data.sources import read_caption_index  # noqa: E402
 
 
 class ReplayDataEpochs(keras.callbacks.Callback):
@@ -70,14 +68,14 @@ def parse_args(argv):
 def main(argv=None):
     """Fine-tunes and saves the model; returns the `keras.callbacks.History`."""
     args = parse_args(argv)
-    model, _ = load(args.model, cache_dir=args.cache_dir)
+    model, _ = keras_clip.load(args.model, cache_dir=args.cache_dir)
     if args.lock_image_tower:
         model.lock_image_tower()
 
     dataset = keras_clip.data.caption_dataset(
         args.captions, model.image_resolution, args.batch_size, seed=args.seed, context_length=model.context_length
     )
-    images = len(read_caption_index(args.captions))
+    images = len(keras_clip.data.read_caption_index(args.captions))
     steps_per_epoch = images // args.batch_size
     if steps_per_epoch == 0:
         raise SystemExit(f"{args.captions} has {images} images, fewer than one batch of {args.batch_size}")

@@ -25,7 +25,6 @@ import tensorflow as tf  # noqa: E402
 
 import keras_clip  # noqa: E402
 from keras_clip.model import l2_normalize  # noqa: E402
-from keras_clip.zero_shot import ZeroShotClassifier  # noqa: E402
 
 CLASSNAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 # Training captions: {word} is the number's name, {digit} its numeral.
@@ -169,7 +168,7 @@ def main(argv=None):
         verbose=2,
     )
 
-    classifier = ZeroShotClassifier(model, CLASSNAMES, templates=ZERO_SHOT_TEMPLATES, verbose=False)
+    classifier = keras_clip.ZeroShotClassifier(model, CLASSNAMES, templates=ZERO_SHOT_TEMPLATES, verbose=False)
     test_images = preprocess(test_x)
     predictions = np.argmax(classifier.predict(test_images, verbose=0), axis=-1)
     accuracy = float(np.mean(predictions == test_y))
