@@ -17,13 +17,8 @@ import os
 import warnings
 
 from keras_clip.checkpoints import download
-from keras_clip.checkpoints.converted_cache import (
-    CacheWriter,
-    checkpoint_sha256,
-    converted_path,
-    load_converted,
-    remembered_sha256,
-)
+from keras_clip.checkpoints.cache_writer import CacheWriter
+from keras_clip.checkpoints.converted_cache import checkpoint_sha256, converted_path, load_converted, remembered_sha256
 from keras_clip.checkpoints.deferred_init import build_with_assigned_values
 from keras_clip.checkpoints.dtypes import model_dtype
 from keras_clip.checkpoints.errors import CheckpointError
@@ -31,7 +26,7 @@ from keras_clip.checkpoints.hf_names import hf_to_openai, is_hf_clip
 from keras_clip.checkpoints.keras_files import load_model_file, load_weights_file
 from keras_clip.checkpoints.openai_state_dict import (
     StateDictError,
-    check_state_dict_keys,
+    assignments,
     load_openai_state_dict,
     model_for_state_dict,
 )
@@ -125,7 +120,7 @@ def _convert(path, kind, root, name, dtype, sha256=None):
     With the SHA256 known, the cache is consulted first. Otherwise (a file not seen before) the
     file is converted while it is hashed in the background: hashing first to look for a cached
     conversion would take about as long as converting. The cache file is written in the
-    background too, while the model is filled, and named once the hash is known.
+    background too, from the values the conversion hands over, and named once the hash is known.
     """
     if sha256 is not None:
         model = _cached_model(converted_path(root, sha256), name, dtype)
@@ -139,9 +134,9 @@ def _convert(path, kind, root, name, dtype, sha256=None):
         def build(state_dict):
             nonlocal writer
             model = model_for_state_dict(state_dict, dtype=dtype, name=name)
-            check_state_dict_keys(model, state_dict)
-            writer = CacheWriter(model, source, root)
-            load_openai_state_dict(model, state_dict)
+            dtypes = [(variable, state_dict[key].dtype) for key, variable, _ in assignments(model, state_dict)]
+            writer = CacheWriter(model, dtypes, root)
+            load_openai_state_dict(model, state_dict, on_value=writer.put)
             return model
 
         try:

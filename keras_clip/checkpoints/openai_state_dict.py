@@ -226,8 +226,8 @@ def keras_value(value, convert, dtype):
     return convert(tf.cast(tensor, dtype))
 
 
-def check_state_dict_keys(model, state_dict):
-    """`(weight_map, keys to assign)` if the state dict has exactly the keys `model` needs.
+def assignments(model, state_dict):
+    """`[(key, variable, layout conversion)]` in assignment order, if the state dict fits `model`.
 
     Raises:
         StateDictError: keys are missing or unexpected (the first ten of each named).
@@ -244,22 +244,24 @@ def check_state_dict_keys(model, state_dict):
         if unexpected:
             details.append(f"unexpected keys {unexpected[:10]}{' ...' if len(unexpected) > 10 else ''}")
         raise StateDictError("The state dict does not match the CLIP architecture: " + "; ".join(details))
-    return weight_map, sorted(provided)
+    return [(key, *weight_map[key]) for key in sorted(provided) if weight_map[key][0] is not None]
 
 
-def load_openai_state_dict(model, state_dict):
+def load_openai_state_dict(model, state_dict, on_value=None):
     """Assign a state dict with OpenAI's names to an existing CLIP, checking every key.
+
+    Args:
+        model: the CLIP.
+        state_dict: OpenAI parameter names -> arrays (read in sorted key order).
+        on_value: optional `on_value(variable, value)`, called with each value in Keras' layout
+            and the state dict's dtype before it is cast and assigned (e.g. `CacheWriter.put`).
 
     Raises:
         StateDictError: a key is missing, unexpected, or has the wrong shape (named, with both shapes).
     """
-    weight_map, keys = check_state_dict_keys(model, state_dict)
-    for key in keys:
-        variable, convert = weight_map[key]
-        if variable is None:
-            continue
+    for key, variable, convert in assignments(model, state_dict):
         try:
-            value = keras_value(state_dict[key], convert, variable.dtype)
+            value = convert(as_tensor(state_dict[key]))
             layout = f"Keras layout {tuple(value.shape)}"
         except (tf.errors.InvalidArgumentError, ValueError):  # e.g. a 2-D array for a convolution kernel
             value, layout = None, "not convertible to the Keras layout"
@@ -268,7 +270,9 @@ def load_openai_state_dict(model, state_dict):
                 f"Shape mismatch for {key!r}: the state dict has {tuple(np.shape(state_dict[key]))} "
                 f"({layout}), the model expects {tuple(variable.shape)} (Keras layout)"
             )
-        variable.assign(value)
+        if on_value is not None:
+            on_value(variable, value)
+        variable.assign(tf.cast(value, variable.dtype))
 
 
 def build_model(state_dict, dtype=None, **kwargs):

@@ -14,6 +14,7 @@ import keras_clip
 from keras_clip.checkpoints.dtypes import MODEL_DTYPES, model_dtype
 from keras_clip.checkpoints.keras_files import save_model_file, save_weights_with_config
 from keras_clip.checkpoints.load import load_model
+from keras_clip.checkpoints.safetensors_io import read_safetensors
 from keras_clip.checkpoints.stored_array import aligned_empty
 from tests.helpers import checkpoint_files
 from tests.helpers.model_inputs import random_images, random_tokens
@@ -60,6 +61,9 @@ def test_bfloat16_load_from_a_torchscript_archive(tmp_path, config_name):
     assert logits.dtype == "float32" and np.isfinite(np.asarray(logits)).all()
 
     # The cache the bfloat16 load wrote holds the checkpoint's values, not bfloat16 ones.
+    (cache_file,) = (tmp_path / "cache" / "converted").glob("*.safetensors")
+    stored = {np.dtype(array.dtype).name for array in read_safetensors(str(cache_file))[0].values()}
+    assert stored == {"float16", "float32"}  # OpenAI's layout: float16 matrices, float32 norms and embeddings
     again = load_model(path, cache_dir=cache)
     for expected, actual in zip(full.weights, again.weights):
         assert actual.dtype == "float32"

@@ -10,7 +10,9 @@ WIDTH, LAYERS = 64, 3
 
 @pytest.fixture(scope="module")
 def tower():
-    layer = TextTransformer(context_length=77, vocab_size=1000, width=WIDTH, num_heads=2, num_layers=LAYERS, output_dim=32)
+    layer = TextTransformer(
+        context_length=77, vocab_size=1000, width=WIDTH, num_heads=2, num_layers=LAYERS, output_dim=32
+    )
     layer.build((None, 77))
     return layer
 
