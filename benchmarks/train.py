@@ -5,19 +5,20 @@ start from the same weights and train on the same random batch (images [N, R, R,
 [N, 77]) with CLIP's symmetric contrastive loss and the paper's AdamW (learning rate 5e-4,
 beta_2 0.98, epsilon 1e-6, weight decay 0.2 on matrices only, logit_scale clamped to ln 100):
 - keras_clip: `model.compile(optimizer=keras_clip.training.optimizer(model))` then
-  `model.fit(dataset, steps_per_epoch=K)`, in float32 and in float32 with
-  `compile(jit_compile=True)` (XLA);
+  `model.fit(dataset, steps_per_epoch=K)`, in float32 ("float32", the default) and, with
+  `--modes float32,xla`, also in float32 with `compile(jit_compile=True)` (XLA);
 - PyTorch: OpenAI's `clip.model.CLIP` in float32 eager mode, `torch.optim.AdamW` with the same
   parameter groups, `torch.set_num_threads` equal to TensorFlow's intra-op threads.
 After warm-up steps, timed rounds of K steps alternate between the candidates; the table shows
 median samples/s, the ratio to PyTorch, the fraction of the measured matmul peak, and the time
 and loss of each candidate's first step (tracing / XLA compilation; equal losses show that the
 candidates train the same model on the same data). keras_clip reads the batch through tf.data
-with autotuning off (see `keras_trainer`). All candidates live in one process: ViT-B/32 with
-both keras_clip modes needs about 20 GB of RAM.
+with autotuning off (see `keras_trainer`). All candidates live in one process: ViT-B/32 needs
+about 13 GB of RAM, and about 20 GB with both keras_clip modes. Other work on the machine
+disturbs PyTorch far more than TensorFlow: check the load averages printed before and after.
 
 Usage: python benchmarks/train.py [--model ViT-B/32] [--batch-size 32] [--steps 3] [--rounds 5]
-       [--warmup 2] [--modes float32,xla] [--threads N]
+       [--warmup 2] [--modes float32[,xla]] [--threads N]
 Target: keras_clip at least as fast as PyTorch (ratio >= 1.0x).
 """
 
@@ -56,10 +57,11 @@ def keras_trainer(state_dict, images, tokens, mode):
     model = keras_clip.build_model(state_dict)
     model.compile(optimizer=keras_clip.training.optimizer(model, LEARNING_RATE), jit_compile=mode == "xla")
     dataset = tf.data.Dataset.from_tensors({"images": images, "tokens": tokens}).repeat()
-    # Each `fit` call makes a new iterator. With tf.data autotuning on, dropping the previous
-    # one stalled later steps until its autotune thread's next wake-up (10 ms, doubling up to
-    # 60 s, after iterator creation): rounds took 1.8x-3.7x their compute time, at random.
-    # The stall belongs to the input pipeline, not to the training step measured here.
+    # Each `fit` call makes a new iterator. With tf.data autotuning on (TF 2.21), once an old
+    # iterator was dropped the next steps stalled, CPU idle, until that iterator's autotune
+    # thread woke up (5.11, 10.23, 20.47 s... after its creation: 10 ms intervals, doubling):
+    # 3 of 9 rounds took 1.3x-3.6x their compute time. That is the input pipeline's cost, not
+    # the training step's, which this benchmark measures.
     options = tf.data.Options()
     options.autotune.enabled = False
     dataset = dataset.with_options(options)
@@ -122,7 +124,8 @@ def parse_args():
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per candidate (default 5)")
     parser.add_argument("--warmup", type=int, default=2,
                         help="untimed steps per candidate first, at least 1 (default 2)")
-    parser.add_argument("--modes", default=",".join(MODES), help=f"keras_clip modes, of {', '.join(MODES)}")
+    parser.add_argument("--modes", default="float32",
+                        help=f"comma-separated keras_clip modes, of {', '.join(MODES)} (default float32)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads of both frameworks (default: the CPUs this process may use)")
     args = parser.parse_args()
@@ -131,8 +134,12 @@ def parse_args():
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     args.modes = [mode for mode in args.modes.split(",") if mode]
     unknown = sorted(set(args.modes) - set(MODES))
-    if unknown:
-        parser.error(f"unknown --modes {', '.join(unknown)}; choose from {', '.join(MODES)}")
+    if unknown or not args.modes:
+        parser.error(f"unknown --modes {', '.join(unknown) or '(none)'}; choose from {', '.join(MODES)}")
+    from keras_clip.configs import available_models
+
+    if args.model not in available_models():
+        parser.error(f"unknown --model {args.model!r}; choose from {', '.join(available_models())}")
     return args
 
 
@@ -156,7 +163,7 @@ def main():
     step_flops = torch_flops(torch_forward_backward, no_grad=False)
     peak = matmul_peak_gflops("float32")
     torch_peak = torch_matmul_peak_gflops()
-    print(f"Machine: {machine_description()}")
+    print(f"Machine: {machine_description()}; load average {load_average()}")
     print(f"Threads: TensorFlow intra-op {threads}, torch.set_num_threads({threads})")
     print(f"Matmul peak (float32, 2048x2048): TensorFlow {peak:.0f} GFLOP/s, PyTorch {torch_peak:.0f} GFLOP/s")
     print(f"One training step: {step_flops / 1e12:.2f} TFLOP (forward and backward matmuls and convolutions)")
@@ -190,7 +197,11 @@ def main():
     print_table(
         ["", "samples/s", "s/step", "vs PyTorch", "GFLOP/s (of TF peak)", "first step s", "first step loss"], rows
     )
-    print(f"\nPeak resident memory of this process: {peak_rss_gb():.1f} GB")
+    print(f"\nPeak resident memory of this process: {peak_rss_gb():.1f} GB; load average now {load_average()}")
+
+
+def load_average():
+    return "/".join(f"{value:.2f}" for value in os.getloadavg()) + " (1/5/15 min)"
 
 
 def peak_rss_gb():
