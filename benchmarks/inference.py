@@ -50,8 +50,6 @@ def main():
     parser.add_argument("--modes", default=",".join(MODES))
     args = parser.parse_args()
 
-    import os
-
     import torch
 
     import keras_clip
