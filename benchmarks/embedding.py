@@ -3,10 +3,10 @@
 Writes `--images` JPEG files (default 2,000; 640x480 crops of real photographs bundled with
 scikit-learn / scikit-image, quality 90) to a temporary folder, then measures
 - in memory: `model.encode_image` on already preprocessed float32 batches (the model alone);
-- from disk: `keras_clip.embed_images(folder, model)` (read, decode, OpenAI preprocessing and the
-  model, in the tf.data pipeline the CLI uses);
-in interleaved rounds, and prints images/s and the ratio disk / memory (target: ≥ 0.9, the
-pipeline hides I/O and decoding behind the model).
+- from disk: `keras_clip.embed_images(folder, model)`, what the CLI runs: tf.data reads the files
+  ahead; each batch is decoded, preprocessed (OpenAI's pipeline) and embedded in one graph;
+in interleaved rounds, and prints images/s and the ratio disk / memory (target: ≥ 0.9: I/O is
+hidden and decoding costs little next to the model).
 
 Usage: python benchmarks/embedding.py [--model ViT-B/32] [--images 2000] [--batch 32] [--rounds 2]
 """

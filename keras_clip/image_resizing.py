@@ -1,16 +1,33 @@
 """PIL's bicubic resampling, and torchvision's `Resize(int)` / `CenterCrop` geometry, in TensorFlow ops.
 
-PIL resizes in two separable passes, horizontal then vertical. Each pass is a Keys cubic filter (a = -0.5)
-whose support widens with the downscaling factor (antialiasing), normalised to sum to one, and each pass
-rounds its result to 8 bits. `tf.raw_ops.ScaleAndTranslate` (the op behind `tf.image.resize(...,
-antialias=True)`) computes the same weights, so running it once per axis and rounding like PIL between
-the passes reproduces PIL's output: on photographs at 224 and 336 pixels fewer than 0.05% of the values
-differ, each by one grey level. One `tf.image.resize(..., "bicubic", antialias=True)` call instead
-differs by about 1 grey level on average (0.004 after CLIP's normalisation, up to 0.37), and without
-antialiasing by up to 0.09 on average (up to 2.3).
+PIL resizes in two separable passes (horizontal then vertical; vertical first in Pillow 13 when the
+height shrinks much more than the width). For each output pixel a pass takes the
+Keys cubic filter (a = -0.5), widened by the downscaling factor (antialiasing), at the input pixels
+under it, normalises these taps to sum to one and rounds them to 22-bit fixed point; 8-bit pixels are
+summed with the integer taps and rounded back to 8 bits after each pass.
+
+Here the taps are computed in float64 with PIL's formulas and rounding, and each pass is a product of
+a banded matrix (the taps) with the image, computed in blocks of `_OUTPUTS_PER_BLOCK` output pixels:
+a block needs only the window of input rows under its taps, so a block is one small dense matrix
+product. A pixel times a 22-bit tap does not fit float32's 24-bit significand, so each tap is split
+into a high and a low part (tap = high * 256 + low) whose sums are exact in float32, and the two
+sums are combined in int32: the result is PIL's, bit for bit. Only the pixels of the requested output
+window are computed, so a centre crop costs what its pixels cost, not what the whole resize would.
 """
 
 import tensorflow as tf
+
+# PIL's fixed-point precision for the taps of 8-bit images (32 bits - 8 for the pixel - 2 for overshoot).
+_PRECISION_BITS = 22
+# Taps are split at this power of two. Sums of pixel x low part stay below 2^24 (exact in float32) for
+# filters of up to 514 taps, i.e. downscaling by up to 128x; sums of pixel x high part are multiples
+# of 256 below 2^31 (exact in float32 and in int32).
+_TAP_SPLIT = 256
+_OUTPUTS_PER_BLOCK = 8
+# Above this many float32 input values under all blocks' windows (16 MB), blocks are resampled one at a time.
+_MAX_WINDOW_VALUES = 1 << 22
+_BICUBIC_A = -0.5
+_BICUBIC_SUPPORT = 2.0
 
 
 def shorter_side_size(height, width, resolution):
@@ -46,59 +63,169 @@ def center_crop_offsets(height, width, size):
     return tf.cast(top, tf.int32), tf.cast(left, tf.int32)
 
 
-# Rows resampled horizontally per ScaleAndTranslate call. The op also runs an identity vertical pass that
-# turns its whole input into float32; blocks of about a million pixels keep that copy at ~12 MB (a whole
-# 6000x4000 photograph would take 288 MB) and cost no speed.
-_PIXELS_PER_BLOCK = 1 << 20
+def _keys_cubic(x):
+    """PIL's bicubic filter, written in PIL's operation order (float64)."""
+    x = tf.abs(x)
+    near = ((_BICUBIC_A + 2.0) * x - (_BICUBIC_A + 3.0)) * x * x + 1.0
+    far = (((x - 5.0) * x + 8.0) * x - 4.0) * _BICUBIC_A
+    return tf.where(x < 1.0, near, tf.where(x < 2.0, far, tf.zeros_like(x)))
 
 
-def _scale_and_translate(images, height, width, vertical):
-    """PIL's cubic filter along one axis of [N, H, W, C] images, clipped to [0, 255], as float32."""
-    input_size = tf.shape(images)[1 if vertical else 2]
-    output_size = height if vertical else width
-    factor = tf.cast(output_size, tf.float32) / tf.cast(input_size, tf.float32)
-    resampled = tf.raw_ops.ScaleAndTranslate(
-        images=images,
-        size=tf.stack([height, width]),
-        scale=tf.stack([factor, 1.0]) if vertical else tf.stack([1.0, factor]),
-        translation=tf.zeros([2]),
-        kernel_type="keyscubic",
-        antialias=True,
+def _fixed_point(weights):
+    """PIL's rounding of normalised taps to 22-bit integers (half away from zero), as float64."""
+    scaled = weights * float(1 << _PRECISION_BITS)
+    return tf.where(scaled < 0.0, tf.math.ceil(scaled - 0.5), tf.math.floor(scaled + 0.5))
+
+
+class _BandedResampling:
+    """The taps of one pass, as per-block dense matrices over windows of the input.
+
+    Args:
+        input_size: int32 scalar, pixels along the resampled axis.
+        output_size: the size of the whole resized axis.
+        first, count: the output window computed: pixels first .. first + count - 1.
+        exact_8_bit: PIL's fixed-point taps, split in two parts (see the module docstring);
+            otherwise the float taps, unrounded.
+    """
+
+    def __init__(self, input_size, output_size, first, count, exact_8_bit):
+        self.count = count
+        self.exact_8_bit = exact_8_bit
+        self.blocks = (count + _OUTPUTS_PER_BLOCK - 1) // _OUTPUTS_PER_BLOCK
+        # The last block is padded with copies of the last output pixel (sliced off after).
+        outputs = first + tf.minimum(tf.range(self.blocks * _OUTPUTS_PER_BLOCK), count - 1)
+        outputs = tf.reshape(outputs, [self.blocks, _OUTPUTS_PER_BLOCK, 1])
+
+        # PIL's filter for each output pixel: its centre, support and the input pixels under it.
+        scale = tf.cast(input_size, tf.float64) / tf.cast(output_size, tf.float64)
+        filter_scale = tf.maximum(scale, 1.0)
+        support = _BICUBIC_SUPPORT * filter_scale
+        center = (tf.cast(outputs, tf.float64) + 0.5) * scale
+        # C's (int) conversion truncates toward zero, as tf.cast does.
+        taps_start = tf.maximum(tf.cast(center - support + 0.5, tf.int32), 0)
+        taps_end = tf.minimum(tf.cast(center + support + 0.5, tf.int32), input_size)
+
+        # Each block reads one window of input pixels: from its first output's first tap on.
+        starts = taps_start[:, 0, 0]
+        self.window = tf.reduce_max(taps_end[:, -1, 0] - starts)
+        self.starts = tf.minimum(starts, input_size - self.window)
+        positions = self.starts[:, None, None] + tf.range(self.window)[None, None, :]  # [blocks, 1, window]
+        offsets = tf.cast(positions, tf.float64) - center + 0.5
+        weights = _keys_cubic(offsets * (1.0 / filter_scale))
+        weights = tf.where((positions >= taps_start) & (positions < taps_end), weights, 0.0)
+        # A running sum adds the taps one after another, in PIL's order (a tree reduction could differ
+        # in the last bit); the zeros before the first tap change nothing.
+        total = tf.math.cumsum(weights, axis=2)[..., -1:]
+        weights = tf.where(total != 0.0, weights / total, weights)
+        if exact_8_bit:
+            taps = _fixed_point(weights)
+            high = tf.round(taps / _TAP_SPLIT) * _TAP_SPLIT
+            weights = tf.concat([high, taps - high], axis=1)
+        self.matrices = tf.cast(weights, tf.float32)  # [blocks, parts * outputs, window]
+
+    def _resample_blocks(self, rows, blocks):
+        """Output pixels of the given blocks: [len(blocks) * _OUTPUTS_PER_BLOCK, M] from rows [input_size, M]."""
+        starts = tf.gather(self.starts, blocks)
+        windows = tf.gather(rows, tf.reshape(starts[:, None] + tf.range(self.window)[None, :], [-1]))
+        windows = tf.reshape(tf.cast(windows, tf.float32), [tf.size(blocks), self.window, tf.shape(rows)[1]])
+        sums = tf.matmul(tf.gather(self.matrices, blocks), windows)  # [blocks, parts * outputs, M]
+        if self.exact_8_bit:
+            parts = tf.reshape(tf.cast(sums, tf.int32), [tf.size(blocks), 2, _OUTPUTS_PER_BLOCK, -1])
+            fixed_point = tf.reduce_sum(parts, axis=1) + (1 << (_PRECISION_BITS - 1))
+            # Arithmetic shift: floor division, as in PIL.
+            pixels = tf.cast(tf.clip_by_value(tf.bitwise.right_shift(fixed_point, _PRECISION_BITS), 0, 255), tf.float32)
+        else:
+            pixels = tf.clip_by_value(sums, 0.0, 255.0)
+        return tf.reshape(pixels, [-1, tf.shape(rows)[1]])
+
+    def __call__(self, rows):
+        """Resamples rows [input_size, M] along axis 0 -> [count, M] float32 (whole numbers for exact_8_bit)."""
+
+        def one_block_at_a_time():
+            outputs = tf.TensorArray(tf.float32, size=self.blocks, element_shape=[_OUTPUTS_PER_BLOCK, None])
+            _, outputs = tf.while_loop(
+                lambda index, _: index < self.blocks,
+                lambda index, outputs: (index + 1, outputs.write(index, self._resample_blocks(rows, [index]))),
+                (0, outputs),
+            )
+            return outputs.concat()
+
+        # All blocks in one product, unless their input windows would take much memory (large photographs).
+        window_values = tf.cast(self.blocks * self.window, tf.int64) * tf.cast(tf.shape(rows)[1], tf.int64)
+        resampled = tf.cond(
+            window_values <= _MAX_WINDOW_VALUES,
+            lambda: self._resample_blocks(rows, tf.range(self.blocks)),
+            one_block_at_a_time,
+        )
+        return resampled[: self.count]
+
+
+def _resample_axis(images, axis, output_size, first, count, exact_8_bit):
+    """Resamples `axis` (1: vertical, 2: horizontal) of [N, H, W, C] images to output pixels first..first + count - 1.
+
+    Returns float32 (whole numbers for exact_8_bit).
+    """
+    # [H, N, W, C] or [W, C, N, H]: both are transposes of two blocks of dimensions (2-D transposes, which
+    # TensorFlow does much faster than a general one), and the first is free for one image.
+    to_front = [1, 0, 2, 3] if axis == 1 else [2, 3, 0, 1]
+    from_front = [to_front.index(position) for position in range(4)]
+    moved = tf.transpose(images, to_front)
+    input_size = tf.shape(images)[axis]
+
+    def resample():
+        rows = tf.reshape(moved, [input_size, -1])
+        resampled = _BandedResampling(input_size, output_size, first, count, exact_8_bit)(rows)
+        return tf.reshape(resampled, tf.concat([[count], tf.shape(moved)[1:]], 0))
+
+    # PIL skips a pass when its size is kept.
+    resampled = tf.cond(
+        tf.equal(input_size, output_size), lambda: tf.cast(moved[first : first + count], tf.float32), resample
     )
-    return tf.clip_by_value(resampled, 0.0, 255.0)
+    return tf.transpose(resampled, from_front)
 
 
-def _to_output_dtype(resampled, round_to_8_bits):
-    if round_to_8_bits:
-        # PIL rounds halves up (it adds one half before truncating its fixed-point sums).
-        return tf.cast(tf.floor(resampled + 0.5), tf.uint8)
-    return resampled
+def _static(size):
+    return size if isinstance(size, int) else None
 
 
-def _resample_vertically(images, height, round_to_8_bits):
-    width = tf.shape(images)[2]
-    return _to_output_dtype(_scale_and_translate(images, height, width, vertical=True), round_to_8_bits)
+def resize_window(images, height, width, top, left, window_height, window_width):
+    """`resize_bicubic(images, height, width)[..., top:top + window_height, left:left + window_width, :]`.
 
+    Computes only the pixels of the window (a centre crop's cost is the crop's, not the whole resize's).
 
-def _resample_horizontally(images, width, round_to_8_bits):
-    """The horizontal pass, in blocks of rows (rows are independent in this pass)."""
+    Args:
+        images: [N, H, W, C] or [H, W, C]; uint8 (resampled exactly like PIL resamples 8-bit images,
+            rounding after each pass) or float with values in [0, 255] (same filter, unrounded taps,
+            clipped to [0, 255]).
+        height, width: the size of the whole resized image.
+        top, left: the window's corner in the resized image.
+        window_height, window_width: the window's size (Python ints make the graph static).
+
+    Returns:
+        [N, window_height, window_width, C] (or without N); uint8 for uint8 input, float32 otherwise.
+    """
+    images = tf.convert_to_tensor(images)
+    if images.shape.rank == 3:
+        return resize_window(images[None], height, width, top, left, window_height, window_width)[0]
+    exact_8_bit = images.dtype == tf.uint8
+    if not exact_8_bit:
+        images = tf.cast(images, tf.float32)
     shape = tf.shape(images)
-    channels = images.shape[-1]
-    rows = tf.reshape(images, [1, -1, shape[2], channels])  # every image's rows stacked into one tall image
-    total_rows = tf.shape(rows)[1]
-    block_rows = tf.maximum(1, _PIXELS_PER_BLOCK // shape[2])
-    num_blocks = (total_rows + block_rows - 1) // block_rows
-    output_dtype = tf.uint8 if round_to_8_bits else tf.float32
-    blocks = tf.TensorArray(output_dtype, size=num_blocks, infer_shape=False, element_shape=[None, None, channels])
 
-    def resample_block(index, blocks):
-        start = index * block_rows
-        block = rows[:, start : tf.minimum(start + block_rows, total_rows)]
-        resampled = _scale_and_translate(block, tf.shape(block)[1], width, vertical=False)
-        return index + 1, blocks.write(index, _to_output_dtype(resampled, round_to_8_bits)[0])
+    def horizontal(images):
+        return _resample_axis(images, 2, width, left, window_width, exact_8_bit)
 
-    _, blocks = tf.while_loop(lambda index, _: index < num_blocks, resample_block, (0, blocks))
-    return tf.reshape(blocks.concat(), [shape[0], shape[1], width, channels])
+    def vertical(images):
+        return _resample_axis(images, 1, height, top, window_height, exact_8_bit)
+
+    # Pillow 13 resamples vertically first when the height shrinks by more than twice as many pixels as
+    # the width (earlier versions always go horizontally first); the order changes the rounding in between.
+    height_reduction = shape[1] - height
+    vertical_first = (height_reduction > 0) & (height_reduction > (shape[2] - width) * 2)
+    resized = tf.cond(vertical_first, lambda: horizontal(vertical(images)), lambda: vertical(horizontal(images)))
+    if exact_8_bit:
+        resized = tf.cast(resized, tf.uint8)
+    return tf.ensure_shape(resized, [images.shape[0], _static(window_height), _static(window_width), images.shape[3]])
 
 
 def resize_bicubic(images, height, width):
@@ -106,34 +233,14 @@ def resize_bicubic(images, height, width):
 
     Args:
         images: [N, H, W, C] or [H, W, C]; uint8 (resampled exactly like PIL resamples 8-bit images,
-            rounding after each pass) or float with values in [0, 255] (same filter, clipped to
-            [0, 255], not rounded).
+            rounding after each pass: equal to PIL's output) or float with values in [0, 255] (same
+            filter, clipped to [0, 255], not rounded).
         height, width: the output size (ints or int32 scalar tensors).
 
     Returns:
         uint8 images for uint8 input, float32 otherwise; [N, height, width, C] (or [height, width, C]).
     """
-    images = tf.convert_to_tensor(images)
-    if images.shape.rank == 3:
-        return resize_bicubic(images[None], height, width)[0]
-    round_to_8_bits = images.dtype == tf.uint8
-    output_dtype = tf.uint8 if round_to_8_bits else tf.float32
-    if not round_to_8_bits:
-        images = tf.cast(images, tf.float32)
-    height = tf.cast(height, tf.int32)
-    width = tf.cast(width, tf.int32)
-    shape = tf.shape(images)
-    # PIL's order: horizontal pass first; a pass is skipped when its size is kept.
-    images = tf.cond(
-        tf.equal(shape[2], width),
-        lambda: tf.cast(images, output_dtype),
-        lambda: _resample_horizontally(images, width, round_to_8_bits),
-    )
-    return tf.cond(
-        tf.equal(shape[1], height),
-        lambda: images,
-        lambda: _resample_vertically(images, height, round_to_8_bits),
-    )
+    return resize_window(images, height, width, 0, 0, height, width)
 
 
 def resize_and_center_crop(images, resolution):
@@ -151,7 +258,4 @@ def resize_and_center_crop(images, resolution):
     height, width = shape[-3], shape[-2]
     new_height, new_width = shorter_side_size(height, width, resolution)
     top, left = center_crop_offsets(new_height, new_width, resolution)
-    resized = resize_bicubic(images, new_height, new_width)
-    cropped = resized[..., top : top + resolution, left : left + resolution, :]
-    static_shape = images.shape[:-3].concatenate([resolution, resolution, images.shape[-1]])
-    return tf.ensure_shape(cropped, static_shape)
+    return resize_window(images, new_height, new_width, top, left, resolution, resolution)

@@ -13,7 +13,6 @@ their high byte (PIL saturates them to white). RGB, grayscale and CMYK images ma
 """
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_clip.image_decoding import decode_image, naming_decoding_errors
@@ -27,28 +26,24 @@ OPENAI_IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
 DEFAULT_PARALLEL_ITERATIONS = 4
 
 
-def _normalized_byte_values():
-    """[256, 3]: every 8-bit value of every channel after ToTensor and Normalize, in float32 as PyTorch does."""
-    values = np.arange(256, dtype=np.float32)[:, None] / np.float32(255.0)
-    return (values - np.asarray(OPENAI_IMAGE_MEAN, np.float32)) / np.asarray(OPENAI_IMAGE_STD, np.float32)
-
-
-_NORMALIZED_BYTE_VALUES = _normalized_byte_values()
-
-
 def normalize_image(images):
     """Pixels in [0, 255] -> float32 scaled to [0, 1] and normalised with OpenAI's mean and std (last axis RGB).
 
-    uint8 pixels are looked up in a table computed like PyTorch's float32 `ToTensor` + `Normalize`, so
-    results are bit-identical to the reference and to each other eagerly, in tf.function and in tf.data
-    (graph rewrites of the arithmetic can change the last bit otherwise).
+    The arithmetic is PyTorch's `ToTensor` + `Normalize` in float32 (divide by 255, subtract the mean,
+    divide by the std), so uint8 pixels give bit-identical results eagerly, in `tf.function` and in
+    `tf.data`. The divisions are `divide_no_nan`: TensorFlow's graph optimiser turns a plain division
+    by a constant into a multiplication by its reciprocal, which changes the last bit.
     """
     images = tf.convert_to_tensor(images)
-    if images.dtype == tf.uint8:
-        table = tf.reshape(tf.constant(_NORMALIZED_BYTE_VALUES), [-1])
-        return tf.gather(table, tf.cast(images, tf.int32) * 3 + tf.range(3, dtype=tf.int32))
-    images = tf.cast(images, tf.float32) / 255.0
-    return (images - tf.constant(OPENAI_IMAGE_MEAN, tf.float32)) / tf.constant(OPENAI_IMAGE_STD, tf.float32)
+    shape = tf.shape(images)
+    # Rows of width x channels, with the channel statistics tiled along them: broadcasting a row is
+    # several times faster than broadcasting over an innermost axis of size 3.
+    row_length = shape[-2] * shape[-1]
+    rows = tf.reshape(tf.cast(images, tf.float32), [-1, row_length])
+    mean = tf.tile(tf.constant(OPENAI_IMAGE_MEAN, tf.float32), [shape[-2]])
+    std = tf.tile(tf.constant(OPENAI_IMAGE_STD, tf.float32), [shape[-2]])
+    normalized = tf.math.divide_no_nan(tf.math.divide_no_nan(rows, tf.constant(255.0)) - mean, std)
+    return tf.reshape(normalized, shape)
 
 
 def as_rgb_pixels(images):

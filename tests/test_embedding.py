@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 import keras_clip
-from keras_clip.embedding import embed_images, embed_texts, image_files, search
+from keras_clip.embedding import embed_images, embed_texts, encoded_image_embedder, image_files, search
 from tests.helpers.images import encode, photographs
 from tests.helpers.tiny_models import tiny_clip
 
@@ -49,11 +49,30 @@ def test_dataset_input_and_corrupt_files(tmp_path):
     paths = write_photos(tmp_path, 3)
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not really a jpeg")
-    with pytest.raises(tf.errors.InvalidArgumentError):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="broken.jpg"):
         embed_images(paths + [str(broken)], model, progress=False)
-    embeddings, kept = embed_images(paths + [str(broken)], model, skip_errors=True, return_paths=True, progress=False)
+    missing = str(tmp_path / "missing.jpg")
+    with pytest.raises(tf.errors.NotFoundError):
+        embed_images([missing] + paths, model, progress=False)
+    embeddings, kept = embed_images(
+        [paths[0], str(broken), missing] + paths[1:], model, batch_size=2, skip_errors=True, return_paths=True,
+        progress=False,
+    )
     assert kept == paths and embeddings.shape == (3, 32)
+    np.testing.assert_allclose(embeddings, embed_images(paths, model, progress=False), atol=TOLERANCE, rtol=0)
     dataset = tf.data.Dataset.from_tensor_slices([open(p, "rb").read() for p in paths])
+    np.testing.assert_allclose(embed_images(dataset, model, progress=False), embeddings, atol=TOLERANCE, rtol=0)
+
+
+def test_pixel_dataset_and_one_trace_for_every_batch_size(tmp_path):
+    model = tiny_clip()
+    paths = write_photos(tmp_path, 3)
+    embeddings = embed_images(paths, model, batch_size=2, progress=False)
+    embed_images(paths, model, batch_size=3, progress=False)
+    assert encoded_image_embedder(model).experimental_get_tracing_count() == 1
+    pixels = [np.asarray(keras_clip.preprocessing.decode_image(open(path, "rb").read())) for path in paths]
+    signature = tf.TensorSpec([None, None, 3], tf.uint8)
+    dataset = tf.data.Dataset.from_generator(lambda: iter(pixels), output_signature=signature)
     np.testing.assert_allclose(embed_images(dataset, model, progress=False), embeddings, atol=TOLERANCE, rtol=0)
 
 
