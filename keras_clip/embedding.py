@@ -43,7 +43,7 @@ def _preprocessing_threads():
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-def without_autotuning(dataset):
+def _without_autotuning(dataset):
     """Fixed parallelism instead of tf.data's autotuning, which can stall for seconds when an earlier
     iterator is torn down (TensorFlow 2.21), e.g. at every call of a function that loops over a dataset."""
     options = tf.data.Options()
@@ -94,7 +94,7 @@ def _embed_pixel_dataset(dataset, model, batch_size, bar):
     resolution, threads = model.image_resolution, _preprocessing_threads()
     dataset = dataset.map(lambda image: preprocess_image(image, resolution), num_parallel_calls=threads)
     features = []
-    for batch in without_autotuning(dataset.batch(batch_size).prefetch(2)):
+    for batch in _without_autotuning(dataset.batch(batch_size).prefetch(2)):
         features.append(np.asarray(model.encode_image(batch)))
         bar.update(len(batch))
     return features
@@ -104,7 +104,7 @@ def _embed_encoded_dataset(dataset, model, batch_size, skip_errors, bar):
     """(name, encoded bytes) elements: read ahead by tf.data, decoded and embedded in the model's graph."""
     embedder = encoded_image_embedder(model)
     features, kept = [], []
-    for names, encoded in without_autotuning(dataset.batch(batch_size).prefetch(2)):
+    for names, encoded in _without_autotuning(dataset.batch(batch_size).prefetch(2)):
         names = [name.decode() for name in names.numpy()]
         batch_features, batch_kept = _embed_encoded_batch(embedder, encoded, names, skip_errors)
         if batch_features is not None:
@@ -208,7 +208,7 @@ def embed_texts(texts, model, batch_size=256, normalize=True, output=None, progr
     dataset = texts.batch(batch_size).map(tokenizer, num_parallel_calls=_preprocessing_threads()).prefetch(2)
     features = []
     with tqdm(total=total, unit="text", desc="Embedding texts", disable=not progress) as bar:
-        for tokens in without_autotuning(dataset):
+        for tokens in _without_autotuning(dataset):
             features.append(np.asarray(model.encode_text(tokens)))
             bar.update(len(tokens))
     result = np.concatenate(features) if features else np.zeros((0, model.embed_dim), np.float32)

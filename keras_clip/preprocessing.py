@@ -31,15 +31,15 @@ def normalize_image(images):
 
     The arithmetic is PyTorch's `ToTensor` + `Normalize` in float32 (divide by 255, subtract the mean,
     divide by the std), so uint8 pixels give bit-identical results eagerly, in `tf.function` and in
-    `tf.data`. The divisions are `divide_no_nan`: TensorFlow's graph optimiser turns a plain division
-    by a constant into a multiplication by its reciprocal, which changes the last bit.
+    `tf.data` (not under XLA, which may reorder it). The divisions are `divide_no_nan`: TensorFlow's
+    graph optimiser turns a plain division by a constant into a multiplication by its reciprocal,
+    which changes the last bit.
     """
     images = tf.convert_to_tensor(images)
     shape = tf.shape(images)
     # Rows of width x channels, with the channel statistics tiled along them: broadcasting a row is
     # several times faster than broadcasting over an innermost axis of size 3.
-    row_length = shape[-2] * shape[-1]
-    rows = tf.reshape(tf.cast(images, tf.float32), [-1, row_length])
+    rows = tf.reshape(tf.cast(images, tf.float32), [-1, shape[-2] * 3])
     mean = tf.tile(tf.constant(OPENAI_IMAGE_MEAN, tf.float32), [shape[-2]])
     std = tf.tile(tf.constant(OPENAI_IMAGE_STD, tf.float32), [shape[-2]])
     normalized = tf.math.divide_no_nan(tf.math.divide_no_nan(rows, tf.constant(255.0)) - mean, std)

@@ -53,8 +53,8 @@ def test_probe_on_clip_features_of_photographs(clip_model):
     dataset = tf.data.Dataset.from_tensor_slices((encoded, labels))
     features, feature_labels = extract_image_features(clip_model, dataset, batch_size=2, verbose=False)
     batch = np.stack([images.reference_preprocess(data, clip_model.image_resolution) for data in encoded])
-    # PIL and our resampling may round a few values to the neighbouring grey level.
-    np.testing.assert_allclose(features, clip_model.encode_image(batch).numpy(), atol=1e-3)
+    # The preprocessing is OpenAI's bit for bit; what is left is the model's float rounding in batches.
+    np.testing.assert_allclose(features, clip_model.encode_image(batch).numpy(), atol=1e-5)
     np.testing.assert_array_equal(feature_labels, labels)
     results = evaluate_linear_probe(clip_model, dataset, dataset, validation_dataset=dataset, verbose=False)
     assert results.test_accuracy == 1.0  # 5 points in 32 dimensions: separable, scored on themselves
