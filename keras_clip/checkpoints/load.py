@@ -26,8 +26,8 @@ from keras_clip.checkpoints.hf_names import hf_to_openai, is_hf_clip
 from keras_clip.checkpoints.keras_files import load_model_file, load_weights_file
 from keras_clip.checkpoints.openai_state_dict import (
     StateDictError,
+    assign_state_dict,
     assignments,
-    load_openai_state_dict,
     model_for_state_dict,
 )
 from keras_clip.checkpoints.safetensors_io import read_safetensors
@@ -134,13 +134,13 @@ def _convert(path, kind, root, name, dtype, sha256=None):
         def build(state_dict):
             nonlocal writer
             model = model_for_state_dict(state_dict, dtype=dtype, name=name)
-            dtypes = [(variable, state_dict[key].dtype) for key, variable, _ in assignments(model, state_dict)]
-            writer = CacheWriter(model, dtypes, root)
-            load_openai_state_dict(model, state_dict, on_value=writer.put)
+            planned = assignments(model, state_dict)
+            writer = CacheWriter(model, [(variable, state_dict[key].dtype) for key, variable, _ in planned], root)
+            assign_state_dict(planned, state_dict, on_value=writer.put)
             return model
 
         try:
-            # Arrays are read in the order load_openai_state_dict assigns them, while the layers are created.
+            # Arrays are read in the order assign_state_dict assigns them, while the layers are created.
             with prefetched(source) as state_dict:
                 model = build_with_assigned_values(lambda: build(state_dict))
             sha256 = sha256 or hashing.result()

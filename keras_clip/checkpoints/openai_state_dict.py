@@ -247,19 +247,28 @@ def assignments(model, state_dict):
     return [(key, *weight_map[key]) for key in sorted(provided) if weight_map[key][0] is not None]
 
 
-def load_openai_state_dict(model, state_dict, on_value=None):
+def load_openai_state_dict(model, state_dict):
     """Assign a state dict with OpenAI's names to an existing CLIP, checking every key.
 
+    Raises:
+        StateDictError: a key is missing, unexpected, or has the wrong shape (named, with both shapes).
+    """
+    assign_state_dict(assignments(model, state_dict), state_dict)
+
+
+def assign_state_dict(planned, state_dict, on_value=None):
+    """Assign the values of `assignments(model, state_dict)`, checking each one's shape.
+
     Args:
-        model: the CLIP.
+        planned: `assignments(model, state_dict)`.
         state_dict: OpenAI parameter names -> arrays (read in sorted key order).
         on_value: optional `on_value(variable, value)`, called with each value in Keras' layout
             and the state dict's dtype before it is cast and assigned (e.g. `CacheWriter.put`).
 
     Raises:
-        StateDictError: a key is missing, unexpected, or has the wrong shape (named, with both shapes).
+        StateDictError: a value has the wrong shape (named, with both shapes).
     """
-    for key, variable, convert in assignments(model, state_dict):
+    for key, variable, convert in planned:
         try:
             value = convert(as_tensor(state_dict[key]))
             layout = f"Keras layout {tuple(value.shape)}"
