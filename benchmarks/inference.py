@@ -21,7 +21,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script
 
-from benchmarks.common import interleaved_medians, machine_description, matmul_peak_gflops, print_table, torch_flops  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    interleaved_medians,
+    machine_description,
+    matmul_peak_gflops,
+    print_table,
+    torch_flops,
+)
 
 MODES = ("float32", "xla", "bfloat16", "int8")
 
@@ -53,13 +59,13 @@ def main():
     import torch
 
     import keras_clip
-    from keras_clip.configs import architecture
+    from keras_clip.models.presets import get_preset
     from tests.helpers.model_inputs import random_images, random_tokens
     from tests.helpers.openai_reference import random_reference_model
     from tests.helpers.tokenizer_corpus import benchmark_captions
 
     torch.set_num_threads(os.cpu_count())
-    config = architecture(args.model)
+    config = dict(get_preset(args.model).architecture)
     reference, state_dict = random_reference_model(config)
     resolution = config["image_resolution"]
     images = random_images(args.batch, resolution)

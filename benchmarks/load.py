@@ -43,7 +43,7 @@ MEASURE = textwrap.dedent(
 
 KERAS_CLIP = dict(
     imports="from keras_clip.checkpoints.load import load_model",
-    load="model = load_model({path!r}, cache_dir={cache!r}, progress=False, dtype={dtype!r})\n"
+    load="model = load_model({path!r}, cache_dir={cache!r}, verbose=False, dtype={dtype!r})\n"
     "parameters = sum(int(w.numpy().size) for w in model.weights)",
 )
 PYTORCH = dict(
@@ -57,10 +57,10 @@ PYTORCH = dict(
 
 def write_checkpoint(path):
     sys.path.insert(0, ROOT)
-    from keras_clip.configs import architecture
+    from keras_clip.models.presets import get_preset
     from tests.helpers import checkpoint_files
 
-    config = architecture("ViT-B/32")
+    config = dict(get_preset("ViT-B/32").architecture)
     _, state_dict = checkpoint_files.reference_state_dict(config, seed=0)
     checkpoint_files.write_torchscript(path, config, state_dict, location="cuda:0")
 

@@ -31,8 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_clip.bpe import load_vocabulary  # noqa: E402
-from keras_clip.tokenizer import Tokenizer  # noqa: E402
+from keras_clip.text.bpe import load_vocabulary  # noqa: E402
+from keras_clip.text.tokenizer import Tokenizer  # noqa: E402
 from tests.helpers.tokenizer_corpus import benchmark_captions  # noqa: E402
 from tests.helpers.tokenizer_reference import reference_tokenize  # noqa: E402
 

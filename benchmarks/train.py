@@ -136,7 +136,7 @@ def parse_args():
     unknown = sorted(set(args.modes) - set(MODES))
     if unknown or not args.modes:
         parser.error(f"unknown --modes {', '.join(unknown) or '(none)'}; choose from {', '.join(MODES)}")
-    from keras_clip.configs import available_models
+    from keras_clip.models.presets import available_models
 
     if args.model not in available_models():
         parser.error(f"unknown --model {args.model!r}; choose from {', '.join(available_models())}")
@@ -147,11 +147,11 @@ def main():
     args = parse_args()
     threads = set_threads(args.threads)
 
-    from keras_clip.configs import architecture
+    from keras_clip.models.presets import get_preset
     from tests.helpers.model_inputs import random_images, random_tokens
     from tests.helpers.openai_reference import random_reference_model
 
-    config = architecture(args.model)
+    config = dict(get_preset(args.model).architecture)
     reference, state_dict = random_reference_model(config)
     images = random_images(args.batch_size, config["image_resolution"])
     tokens = random_tokens(args.batch_size, config["context_length"])

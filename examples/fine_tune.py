@@ -30,16 +30,16 @@ import keras_clip  # noqa: E402
 class ReplayDataEpochs(keras.callbacks.Callback):
     """Makes epoch k read pass k of a `caption_dataset` (its order, crops and captions), also after a resume.
 
-    `caption_dataset` numbers its passes from 0 in each process; a run resumed by `BackupAndRestore`
-    at epoch 3 would otherwise read pass 0's data again.
+    `caption_dataset` numbers its passes from 0 in each process (in its `CaptionDatasetState`); a run
+    resumed by `BackupAndRestore` at epoch 3 would otherwise read pass 0's data again.
     """
 
-    def __init__(self, dataset):
+    def __init__(self, state):
         super().__init__()
-        self.dataset = dataset
+        self.state = state
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.dataset.epoch.assign(epoch)
+        self.state.epoch.assign(epoch)
 
 
 def parse_args(argv):
@@ -72,9 +72,11 @@ def main(argv=None):
     if args.lock_image_tower:
         model.lock_image_tower()
 
+    state = keras_clip.data.CaptionDatasetState()
     dataset = keras_clip.data.caption_dataset(
-        args.captions, model.image_resolution, args.batch_size, seed=args.seed, context_length=model.context_length
-    )
+        args.captions, model.image_resolution, args.batch_size, seed=args.seed, context_length=model.context_length,
+        state=state,
+    )  # fmt: skip
     images = len(keras_clip.data.read_caption_index(args.captions))
     steps_per_epoch = images // args.batch_size
     if steps_per_epoch == 0:
@@ -87,7 +89,7 @@ def main(argv=None):
         )
     )  # fmt: skip
 
-    callbacks = [ReplayDataEpochs(dataset), keras_clip.data.SkippedImagesReport(dataset)]
+    callbacks = [ReplayDataEpochs(state), keras_clip.data.SkippedImagesReport(state)]
     recall = None
     if args.validation:
         recall = keras_clip.training.RetrievalRecall(args.validation, ks=(1, 5, 10), skip_errors=True)

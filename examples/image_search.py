@@ -8,13 +8,10 @@ reused on later runs.
 """
 
 import argparse
-import json
 import os
 
-import numpy as np
-
 import keras_clip
-from keras_clip.embedding import embed_images, embed_texts, index_path, search, write_index
+from keras_clip.serving.search import read_index, write_index
 
 
 def main(argv=None):
@@ -28,14 +25,15 @@ def main(argv=None):
     model, _ = keras_clip.load(args.model)
     embeddings_file = os.path.normpath(args.folder) + ".npy"
     if os.path.exists(embeddings_file):
-        embeddings = np.load(embeddings_file)
-        with open(index_path(embeddings_file)) as file:
-            paths = json.load(file)["paths"]
+        embeddings, paths, _ = read_index(embeddings_file)
     else:
-        embeddings, paths = embed_images(args.folder, model, output=embeddings_file, skip_errors=True, return_paths=True)
-        write_index(index_path(embeddings_file), paths, args.model)
+        embeddings, paths = keras_clip.embed_images(
+            model, args.folder, output=embeddings_file, skip_errors=True, return_paths=True
+        )
+        write_index(embeddings_file, paths, args.model)
 
-    rows, scores = search(embeddings, embed_texts(args.queries, model, progress=False), top_k=args.top_k)
+    queries = keras_clip.embed_texts(model, args.queries, verbose=False)
+    rows, scores = keras_clip.search(embeddings, queries, top_k=args.top_k)
     for query, query_rows, query_scores in zip(args.queries, rows, scores):
         print(query)
         for row, score in zip(query_rows, query_scores):

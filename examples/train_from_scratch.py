@@ -24,7 +24,6 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_clip  # noqa: E402
-from keras_clip.model import l2_normalize  # noqa: E402
 
 CLASSNAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 # Training captions: {word} is the number's name, {digit} its numeral.
@@ -96,9 +95,9 @@ def training_dataset(images, labels, batch_size, seed):
 
 def similarity_matrix(model, images, texts):
     """Cosine similarity [len(texts), len(images)] of preprocessed images with texts."""
-    image_features = l2_normalize(model.encode_image(images)).numpy()
+    image_features = model.encode_image(images, normalize=True).numpy()
     tokens = keras_clip.tokenize(texts, context_length=model.context_length)
-    text_features = l2_normalize(model.encode_text(tokens)).numpy()
+    text_features = model.encode_text(tokens, normalize=True).numpy()
     return text_features @ image_features.T
 
 
@@ -124,8 +123,8 @@ def save_similarity_plot(path, pixels, texts, similarity):
     axes.set_xlim(-0.5, count - 0.5)
     axes.set_ylim(len(texts) - 0.5, -1.6)
     axes.set_title("Cosine similarity of held-out digits with text")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    # "tight" grows the saved area to every label (tight_layout alone cut the longest at the left edge).
+    figure.savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.2)
     return True
 
 

@@ -13,3 +13,20 @@ def _float32_policy():
     keras.config.set_dtype_policy("float32")
     yield
     keras.config.set_dtype_policy("float32")
+
+
+@pytest.fixture(scope="session")
+def vit_b32_reference():
+    """OpenAI's full-size ViT-B/32 with random weights, built once per run: (float32 torch model, state dict)."""
+    from tests.helpers.model_configs import architecture
+    from tests.helpers.openai_reference import random_reference_model
+
+    return random_reference_model(architecture("ViT-B/32"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def vit_b32_model(vit_b32_reference):
+    """keras_clip's ViT-B/32 with the weights of `vit_b32_reference`, built once per run."""
+    import keras_clip
+
+    return keras_clip.build_model(vit_b32_reference[1])

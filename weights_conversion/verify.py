@@ -104,9 +104,10 @@ def main(argv=None):
 
     from keras_clip.checkpoints import download
     from keras_clip.checkpoints.load import load_model
+    from keras_clip.models.presets import PRESETS
 
     path = args.checkpoint
-    if path in download.OPENAI_MODELS:
+    if path in PRESETS:
         path = download.download_checkpoint(path, cache_dir=args.cache_dir)
     reference = reference_model(path)
     ours = load_model(args.keras_file or path, cache_dir=args.cache_dir)

@@ -14,10 +14,10 @@ import threading
 
 import numpy as np
 
-from keras_clip.checkpoints.atomic_file import temporary_name
 from keras_clip.checkpoints.converted_cache import FORMAT, converted_path, weight_names
 from keras_clip.checkpoints.keras_files import architecture_config
 from keras_clip.checkpoints.safetensors_io import write_safetensors
+from keras_clip.utils.atomic_files import temporary_name
 
 
 class ConversionAbandoned(Exception):

@@ -13,14 +13,14 @@ A conversion writes the file in a background thread while it fills the model (`c
 import json
 import os
 
-from keras_clip.checkpoints.atomic_file import atomic_write
 from keras_clip.checkpoints.deferred_init import build_with_assigned_values
 from keras_clip.checkpoints.download import file_sha256
-from keras_clip.checkpoints.errors import CheckpointError
 from keras_clip.checkpoints.openai_state_dict import keras_value, same_layout
 from keras_clip.checkpoints.safetensors_io import read_safetensors
 from keras_clip.checkpoints.stored_array import prefetched
-from keras_clip.model import CLIP
+from keras_clip.errors import CheckpointError
+from keras_clip.models.clip import CLIP
+from keras_clip.utils.atomic_files import atomic_write
 
 FORMAT = "keras_clip.converted_weights.v1"
 

@@ -12,7 +12,7 @@ where they are missing, or inside another stateless scope, the build simply runs
 
 import keras
 
-from keras_clip.checkpoints.openai_state_dict import StateDictError
+from keras_clip.errors import StateDictError
 
 
 class _Value:

@@ -1,4 +1,4 @@
-"""OpenAI's released CLIP checkpoints: where they are, their SHA256, and a verified local cache.
+"""Downloading released checkpoints (`models/presets.py` says where they are) into a verified local cache.
 
 The cache folder is `cache_dir=` if given, else `$KERAS_CLIP_CACHE`, else `~/.cache/keras_clip`.
 A file is downloaded to a temporary name beside its final one, checked against its published
@@ -18,23 +18,9 @@ import os
 import urllib.request
 import warnings
 
-from keras_clip.checkpoints.atomic_file import atomic_write
-from keras_clip.checkpoints.errors import ChecksumError, DownloadError
-
-OPENAI_BASE_URL = "https://openaipublic.azureedge.net/clip/models"
-
-# name -> (file name, SHA256), as published in OpenAI's clip/clip.py (the hash is the URL's folder).
-OPENAI_MODELS = {
-    "RN50": ("RN50.pt", "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762"),
-    "RN101": ("RN101.pt", "8fa8567bab74a42d41c5915025a8e4538c3bdbe8804a470a72f30b0d94fab599"),
-    "RN50x4": ("RN50x4.pt", "7e526bd135e493cef0776de27d5f42653e6b4c8bf9e0f653bb11773263205fdd"),
-    "RN50x16": ("RN50x16.pt", "52378b407f34354e150460fe41077663dd5b39c54cd0bfd2b27167a4a06ec9aa"),
-    "RN50x64": ("RN50x64.pt", "be1cfb55d75a9666199fb2206c106743da0f6468c9d327f3e0d0a543a9919d9c"),
-    "ViT-B/32": ("ViT-B-32.pt", "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"),
-    "ViT-B/16": ("ViT-B-16.pt", "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f"),
-    "ViT-L/14": ("ViT-L-14.pt", "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836"),
-    "ViT-L/14@336px": ("ViT-L-14-336px.pt", "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02"),
-}
+from keras_clip.errors import ChecksumError, DownloadError
+from keras_clip.models.presets import OPENAI_BASE_URL, get_preset
+from keras_clip.utils.atomic_files import atomic_write
 
 CHUNK_BYTES = 1 << 20
 TIMEOUT_SECONDS = 60
@@ -48,9 +34,11 @@ def cache_root(cache_dir=None):
 
 def checkpoint_url(name):
     """The download URL of a released model (`$KERAS_CLIP_BASE_URL` replaces OpenAI's server)."""
-    file_name, sha256 = OPENAI_MODELS[name]
-    base_url = os.environ.get("KERAS_CLIP_BASE_URL") or OPENAI_BASE_URL
-    return f"{base_url.rstrip('/')}/{sha256}/{file_name}"
+    url = get_preset(name).checkpoint.url
+    base_url = os.environ.get("KERAS_CLIP_BASE_URL")
+    if base_url and url.startswith(OPENAI_BASE_URL + "/"):
+        url = base_url.rstrip("/") + url[len(OPENAI_BASE_URL):]
+    return url
 
 
 def file_sha256(path):
@@ -65,7 +53,7 @@ def file_sha256(path):
             digest.update(view[:count])
 
 
-def _fetch(url, path, expected_sha256, progress):
+def _fetch(url, path, expected_sha256, verbose):
     """Download `url` to `path` through a temporary file, checking length and SHA256."""
     from tqdm import tqdm
 
@@ -81,7 +69,7 @@ def _fetch(url, path, expected_sha256, progress):
                 unit_scale=True,
                 unit_divisor=1024,
                 desc=os.path.basename(path),
-                disable=not progress,
+                disable=not verbose,
             ) as bar:
                 while True:
                     chunk = response.read(CHUNK_BYTES)
@@ -104,24 +92,24 @@ def _fetch(url, path, expected_sha256, progress):
         raise DownloadError(f"Download of {url} failed after {received} bytes: {error}") from error
 
 
-def download_checkpoint(name, cache_dir=None, progress=True):
+def download_checkpoint(name, cache_dir=None, verbose=True):
     """The path of a released model's checkpoint in the cache, downloading it if needed.
 
     Args:
-        name: one of OpenAI's model names, e.g. "ViT-B/32".
+        name: a released model's name (`keras_clip.models.presets`), e.g. "ViT-B/32".
         cache_dir: cache folder (see `cache_root`).
-        progress: show a progress bar while downloading.
+        verbose: show a progress bar while downloading.
 
     Returns:
         The path of the verified file.
 
     Raises:
+        ValueError: an unknown name.
         DownloadError: the transfer failed or was cut short (nothing is kept).
         ChecksumError: the downloaded bytes do not have the published SHA256 (nothing is kept).
     """
-    if name not in OPENAI_MODELS:
-        raise ValueError(f"Unknown CLIP model {name!r}; available models: {', '.join(OPENAI_MODELS)}")
-    file_name, sha256 = OPENAI_MODELS[name]
+    checkpoint = get_preset(name).checkpoint
+    file_name, sha256 = checkpoint.file_name, checkpoint.sha256
     path = os.path.join(cache_root(cache_dir), file_name)
     if os.path.exists(path) and not os.path.isfile(path):
         raise DownloadError(f"{path} exists and is not a regular file")
@@ -130,5 +118,5 @@ def download_checkpoint(name, cache_dir=None, progress=True):
             return path
         warnings.warn(f"{path} exists but its SHA256 is not the published one; downloading it again", stacklevel=2)
         os.remove(path)
-    _fetch(checkpoint_url(name), path, sha256, progress)
+    _fetch(checkpoint_url(name), path, sha256, verbose)
     return path

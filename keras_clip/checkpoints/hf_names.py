@@ -15,8 +15,8 @@ import re
 
 import numpy as np
 
-from keras_clip.checkpoints.openai_state_dict import StateDictError
 from keras_clip.checkpoints.stored_array import DerivedArray
+from keras_clip.errors import StateDictError
 
 # Buffers transformers saves that OpenAI's model computes instead.
 IGNORED_KEYS = ("text_model.embeddings.position_ids", "vision_model.embeddings.position_ids")

@@ -10,10 +10,10 @@ import zipfile
 
 import keras
 
-from keras_clip.checkpoints.atomic_file import atomic_path
 from keras_clip.checkpoints.deferred_init import build_with_assigned_values
-from keras_clip.checkpoints.errors import CheckpointError
-from keras_clip.model import CLIP
+from keras_clip.errors import CheckpointError
+from keras_clip.models.clip import CLIP
+from keras_clip.utils.atomic_files import atomic_path
 
 CONFIG_ATTRIBUTE = "keras_clip_config"
 ARCHITECTURE_KEYS = (

@@ -1,7 +1,7 @@
 """`keras_clip.load`: a CLIP from a released model's name or from a checkpoint file, without PyTorch.
 
-Names are OpenAI's (`available_models()`): the checkpoint is downloaded once into the cache and
-verified (see `download.py`). Files are recognised by their content:
+Names are those of `keras_clip.models.presets` (OpenAI's, as `available_models()`): the checkpoint
+is downloaded once into the cache and verified (see `download.py`). Files are recognised by their content:
 - PyTorch zip archives (`.pt`, `.pth`, `.bin`): `torch.save` state dicts and TorchScript
   archives such as OpenAI's releases, read by `torch_zip.py` (no code from the file is run);
 - `.safetensors`;
@@ -21,18 +21,15 @@ from keras_clip.checkpoints.cache_writer import CacheWriter
 from keras_clip.checkpoints.converted_cache import checkpoint_sha256, converted_path, load_converted, remembered_sha256
 from keras_clip.checkpoints.deferred_init import build_with_assigned_values
 from keras_clip.checkpoints.dtypes import model_dtype
-from keras_clip.checkpoints.errors import CheckpointError
 from keras_clip.checkpoints.hf_names import hf_to_openai, is_hf_clip
 from keras_clip.checkpoints.keras_files import load_model_file, load_weights_file
-from keras_clip.checkpoints.openai_state_dict import (
-    StateDictError,
-    assign_state_dict,
-    assignments,
-    model_for_state_dict,
-)
+from keras_clip.checkpoints.openai_state_dict import assign_state_dict, assignments, model_for_state_dict
 from keras_clip.checkpoints.safetensors_io import read_safetensors
 from keras_clip.checkpoints.stored_array import prefetched
 from keras_clip.checkpoints.torch_zip import LEGACY_TORCH_MAGIC, ZIP_MAGIC, read_torch_state_dict
+from keras_clip.errors import CheckpointError, StateDictError
+from keras_clip.image.preprocessing import ImagePreprocessor
+from keras_clip.models.presets import PRESETS, model_name
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -43,11 +40,6 @@ FOLDER_CHECKPOINTS = (
     "open_clip_pytorch_model.bin",
     "pytorch_model.bin",
 )
-
-
-def model_name(name):
-    """The Keras model name for a released model, as `create_model` names it."""
-    return "clip_" + name.replace("/", "_").replace("@", "_").replace("-", "_").lower()
 
 
 def checkpoint_format(path):
@@ -163,24 +155,24 @@ def _checkpoint_in_folder(folder):
     raise CheckpointError(f"{folder} is a folder without a checkpoint file; looked for {', '.join(FOLDER_CHECKPOINTS)}")
 
 
-def load_model(name_or_path, cache_dir=None, progress=True, dtype=None):
+def load_model(name_or_path, cache_dir=None, verbose=True, dtype=None):
     """A `keras_clip.CLIP` from a released model's name or a checkpoint file (see `load`)."""
     dtype = model_dtype(dtype)
     root = download.cache_root(cache_dir)
     name_or_path = os.fspath(name_or_path)
-    if name_or_path in download.OPENAI_MODELS:
+    if name_or_path in PRESETS:
         name = model_name(name_or_path)
-        _, sha256 = download.OPENAI_MODELS[name_or_path]
+        sha256 = PRESETS[name_or_path].checkpoint.sha256
         model = _cached_model(converted_path(root, sha256), name, dtype)
         if model is not None:
             return model
-        path = download.download_checkpoint(name_or_path, cache_dir=root, progress=progress)
+        path = download.download_checkpoint(name_or_path, cache_dir=root, verbose=verbose)
         return _convert(path, "torch", root, name, dtype, sha256)
     if os.path.isdir(name_or_path):
         name_or_path = _checkpoint_in_folder(name_or_path)
     if not os.path.isfile(name_or_path):
         raise ValueError(
-            f"{name_or_path!r} is neither a released CLIP model ({', '.join(download.OPENAI_MODELS)}) "
+            f"{name_or_path!r} is neither a released CLIP model ({', '.join(PRESETS)}) "
             "nor an existing checkpoint file"
         )
     kind = checkpoint_format(name_or_path)
@@ -191,7 +183,7 @@ def load_model(name_or_path, cache_dir=None, progress=True, dtype=None):
     return _convert(name_or_path, kind, root, "clip", dtype, remembered_sha256(name_or_path, root))
 
 
-def load(name_or_path, cache_dir=None, dtype=None):
+def load(name_or_path, cache_dir=None, dtype=None, verbose=True):
     """A CLIP model and its image preprocessing, from a released model's name or a checkpoint file.
 
     Args:
@@ -208,6 +200,7 @@ def load(name_or_path, cache_dir=None, dtype=None):
             "float16" store the weights in that dtype (half the memory; for inference: the
             weights, logit_scale included, are rounded to it); `encode_image`, `encode_text`
             and the logits still return float32. The mixed policies keep float32 weights.
+        verbose: show a progress bar while downloading.
 
     Returns:
         `(model, preprocess)`: a `keras_clip.CLIP` and `keras_clip.ImagePreprocessor(model.image_resolution)`.
@@ -224,7 +217,5 @@ def load(name_or_path, cache_dir=None, dtype=None):
     >>> image_features = model.encode_image(preprocess(images))
     >>> half_model, _ = keras_clip.load("ViT-B/32", dtype="bfloat16")
     """
-    from keras_clip.preprocessing import ImagePreprocessor
-
-    model = load_model(name_or_path, cache_dir=cache_dir, dtype=dtype)
+    model = load_model(name_or_path, cache_dir=cache_dir, verbose=verbose, dtype=dtype)
     return model, ImagePreprocessor(model.image_resolution)

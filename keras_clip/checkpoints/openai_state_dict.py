@@ -13,12 +13,8 @@ import tensorflow as tf
 
 from keras_clip.checkpoints.dtypes import model_dtype
 from keras_clip.checkpoints.stored_array import reads_into_new_memory
-from keras_clip.model import CLIP
-
-
-class StateDictError(ValueError):
-    """A state dict that does not fit the CLIP architecture it describes."""
-
+from keras_clip.errors import StateDictError
+from keras_clip.models.clip import CLIP
 
 # Keys some OpenAI checkpoints carry besides parameters; OpenAI's build_model drops them too.
 METADATA_KEYS = ("input_resolution", "context_length", "vocab_size")

@@ -16,9 +16,9 @@ import struct
 
 import numpy as np
 
-from keras_clip.checkpoints.atomic_file import atomic_write
-from keras_clip.checkpoints.errors import CheckpointError
 from keras_clip.checkpoints.stored_array import BFLOAT16, FileSource, StoredArray
+from keras_clip.errors import CheckpointError
+from keras_clip.utils.atomic_files import atomic_write
 
 DTYPES = {
     "F64": np.dtype("<f8"),

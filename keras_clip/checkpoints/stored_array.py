@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from keras_clip.checkpoints.errors import CheckpointError
+from keras_clip.errors import CheckpointError
 
 # numpy has no bfloat16: such arrays are read as uint16 and widened to float32 (exactly).
 BFLOAT16 = "bfloat16"

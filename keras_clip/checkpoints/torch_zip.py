@@ -30,8 +30,8 @@ import zipfile
 
 import numpy as np
 
-from keras_clip.checkpoints.errors import CheckpointError, UnsafeCheckpointError
 from keras_clip.checkpoints.stored_array import BFLOAT16, FileSource, StoredArray
+from keras_clip.errors import CheckpointError, UnsafeCheckpointError
 
 STORAGE_DTYPES = {
     "HalfStorage": np.float16,

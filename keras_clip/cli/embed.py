@@ -1,26 +1,43 @@
-"""Embed every image under a folder into a .npy file (with a .json index of the files).
+"""Embed every image under a folder into a .npy file, with a .json index of the files and the model.
 
 Examples:
   keras-clip embed photos/ --out photos.npy
-  keras-clip embed photos/ --out photos.npy --model RN50 --batch-size 64 --strict
+  keras-clip embed photos/ --out photos.npy --model RN50 --batch-size 64 --skip-errors
 """
 
-from keras_clip.checkpoints.load import load_model
-from keras_clip.embedding import embed_images, index_path, write_index
+import sys
+
+from keras_clip.cli import arguments
+from keras_clip.cli.loading import load_clip, progress_bars
 
 
 def add_arguments(parser):
-    parser.add_argument("folder", help="folder searched recursively for .jpg/.png/.gif/.bmp/.webp files")
+    parser.add_argument("folder", help="folder searched recursively for .jpg/.jpeg/.png/.gif/.bmp/.webp files")
     parser.add_argument("--out", required=True, help="embeddings file to write (.npy); the file list goes to .json")
-    parser.add_argument("--model", default="ViT-B/32", help="released model name or checkpoint path")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--strict", action="store_true", help="stop at the first unreadable image instead of skipping")
+    arguments.add_model(parser)
+    arguments.add_batch_size(parser, 32)
+    parser.add_argument(
+        "--skip-errors",
+        action="store_true",
+        help="skip images that cannot be read or decoded (counted and listed) instead of stopping",
+    )
 
 
 def run(args):
-    model = load_model(args.model)
-    embeddings, paths = embed_images(
-        args.folder, model, batch_size=args.batch_size, output=args.out, skip_errors=not args.strict, return_paths=True
-    )
-    write_index(index_path(args.out), paths, args.model)
-    print(f"Wrote {len(paths)} embeddings of size {embeddings.shape[1]} to {args.out} (files in {index_path(args.out)})")
+    from keras_clip.image.files import list_image_files
+    from keras_clip.serving.embedding import embed_images
+    from keras_clip.serving.search import index_path, write_index
+
+    paths = list_image_files(args.folder)
+    model = load_clip(args)
+    embeddings, kept = embed_images(
+        model, paths, batch_size=args.batch_size, output=args.out, skip_errors=args.skip_errors,
+        verbose=progress_bars(), return_paths=True,
+    )  # fmt: skip
+    write_index(args.out, kept, args.model)
+    skipped = sorted(set(paths) - set(kept))
+    for path in skipped:
+        print(f"skipped (unreadable): {path}", file=sys.stderr)
+    print(f"Wrote {len(kept)} embeddings of size {embeddings.shape[1]} to {args.out} (files in {index_path(args.out)})"
+          + (f"; skipped {len(skipped)} unreadable images" if skipped else ""))  # fmt: skip
+    return 0

@@ -1,6 +1,10 @@
-"""List OpenAI's model names that `--model` accepts."""
+"""List the released model names that `--model` accepts.
 
-import keras_clip
+Examples:
+  keras-clip models
+"""
+
+from keras_clip.models.presets import available_models
 
 
 def add_arguments(parser):
@@ -8,5 +12,5 @@ def add_arguments(parser):
 
 
 def run(args):
-    for name in keras_clip.available_models():
+    for name in available_models():
         print(name)

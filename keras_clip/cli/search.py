@@ -5,29 +5,32 @@ Examples:
   keras-clip search photos.npy "a red car" "a birthday cake" --top-k 10
 """
 
-import json
-
-import numpy as np
-
-from keras_clip.checkpoints.load import load_model
-from keras_clip.embedding import embed_texts, index_path, search
+from keras_clip.cli import arguments
+from keras_clip.cli.loading import load_clip
 
 
 def add_arguments(parser):
-    parser.add_argument("embeddings", help=".npy file written by `keras-clip embed`")
+    parser.add_argument("embeddings", help=".npy file written by `keras-clip embed` (with its .json beside it)")
     parser.add_argument("query", nargs="+", help="one or more text queries")
-    parser.add_argument("--top-k", type=int, default=5)
-    parser.add_argument("--model", help="model to embed the query with (default: the one that made the file)")
+    arguments.add_top_k(parser, "images listed per query")
+    arguments.add_model(parser, default=None, help_extra="the model that made the embeddings")
 
 
 def run(args):
-    with open(index_path(args.embeddings), encoding="utf-8") as file:
-        index = json.load(file)
-    embeddings = np.load(args.embeddings)
-    model = load_model(args.model or index["model"])
-    queries = embed_texts(args.query, model, progress=False)
+    from keras_clip.serving.embedding import embed_texts
+    from keras_clip.serving.search import read_index, search
+
+    embeddings, paths, model_source = read_index(args.embeddings)
+    args.model = args.model or model_source
+    model = load_clip(args)
+    queries = embed_texts(model, args.query, verbose=False)
+    if queries.shape[1] != embeddings.shape[1]:
+        raise ValueError(
+            f"{args.model} embeds in {queries.shape[1]} dimensions but {args.embeddings} holds {embeddings.shape[1]}"
+        )
     rows, scores = search(embeddings, queries, top_k=args.top_k)
     for query, query_rows, query_scores in zip(args.query, rows, scores):
         print(f"{query!r}:")
         for rank, (row, score) in enumerate(zip(query_rows, query_scores), start=1):
-            print(f"  {rank}. {score:.4f}  {index['paths'][row]}")
+            print(f"  {rank}. {score:.4f}  {paths[row]}")
+    return 0

@@ -10,7 +10,7 @@ The pipeline, per epoch:
 3. in parallel: read the image (and caption file), decode, random resized crop (or OpenAI's resize
    and centre crop with `augment=False`), normalise, and pick one caption at random;
 4. samples whose image is missing or corrupt, or that have no caption, are dropped and counted
-   (`ignore_errors`; `SkippedImages`), then batches are tokenised in graph and prefetched.
+   (`ignore_errors`; `CaptionDatasetState`), then batches are tokenised in graph and prefetched.
 """
 
 import os
@@ -18,19 +18,17 @@ import random
 
 import tensorflow as tf
 
-from keras_clip.augmentation import augment_image
 from keras_clip.data import sources
-from keras_clip.data.skipped_images import SkippedImages
+from keras_clip.data.state import CaptionDatasetState
 from keras_clip.data.tar_shards import caption_lines, shard_samples
-from keras_clip.image_decoding import decode_image
-from keras_clip.image_resizing import resize_and_center_crop
-from keras_clip.preprocessing import normalize_image
-from keras_clip.tokenizer import Tokenizer
+from keras_clip.image.augmentation import augment_image
+from keras_clip.image.preprocessing import preprocess_image
+from keras_clip.text.tokenizer import Tokenizer
 
 DEFAULT_SHUFFLE_BUFFER = 1000  # tar samples (encoded) held for shuffling; caption files shuffle fully
 
 
-def prepare_example(image, captions, seed, image_resolution, augment=True, name=None):
+def prepare_example(image, captions, seed, image_resolution, augment=True, path=None):
     """One training example: a decoded, cropped, normalised image and one of its captions.
 
     Args:
@@ -39,7 +37,7 @@ def prepare_example(image, captions, seed, image_resolution, augment=True, name=
         seed: int32/int64 [2], a stateless seed: the same seed picks the same crop and caption.
         image_resolution: side of the square output.
         augment: random resized crop (True) or OpenAI's resize and centre crop (False).
-        name: how error messages call the image (e.g. its path).
+        path: the image's file, named in error messages.
 
     Returns:
         (float32 [R, R, 3] image, scalar `tf.string` caption).
@@ -52,17 +50,16 @@ def prepare_example(image, captions, seed, image_resolution, augment=True, name=
     """
     captions = tf.reshape(tf.convert_to_tensor(captions, tf.string), [-1])
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
-    name = "the image" if name is None else name
     caption_seed, image_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     count = tf.size(captions)
-    has_caption = tf.debugging.Assert(count > 0, [tf.strings.join(["No caption for ", name])])
+    described = "the image" if path is None else path
+    has_caption = tf.debugging.Assert(count > 0, [tf.strings.join(["No caption for ", described])])
     with tf.control_dependencies([has_caption]):
         choice = tf.random.stateless_uniform([], caption_seed, 0, tf.maximum(count, 1), dtype=tf.int32)
-    pixels = decode_image(image, name=name)
     if augment:
-        image = augment_image(pixels, image_resolution, image_seed)
+        image = augment_image(image, image_resolution, image_seed, path=path)
     else:
-        image = normalize_image(resize_and_center_crop(pixels, image_resolution))
+        image = preprocess_image(image, image_resolution, path=path)
     return image, tf.gather(captions, choice)
 
 
@@ -95,7 +92,7 @@ class _IndexedSamples:
         return tf.data.Dataset.from_tensor_slices(order).map(sample)
 
     def load(self, element):
-        """(encoded image, captions, name): reads the files; a missing one fails (and is skipped)."""
+        """(encoded image, captions, path): reads the files; a missing one fails (and is skipped)."""
         path = tf.gather(self.image_paths, element["index"])
         if self.captions is not None:
             captions = self.captions[element["index"]]
@@ -171,6 +168,7 @@ def caption_dataset(
     prefetch=tf.data.AUTOTUNE,
     num_input_pipelines=1,
     input_pipeline_id=0,
+    state=None,
 ):
     """Batches of (image, caption) pairs for `CLIP.fit`, from caption files, folders or tar shards.
 
@@ -185,13 +183,14 @@ def caption_dataset(
       (also globs and .tar.gz); `key.jpg` (or another image extension) + `key.txt` make one sample.
 
     An image with several captions is paired with one of them, drawn anew each epoch. A sample whose
-    image is missing or corrupt, or that has no caption, is skipped and counted, never an error:
-    the count is `dataset.skipped_images.count`, and `SkippedImagesReport(dataset)` reports it each
-    epoch in `fit`. With a `seed`, every epoch's batches are reproducible (the first epoch of two runs
-    gives the same batches, the second epoch too, and so on) whatever the parallelism and the global
-    random seed: pass `k` over the dataset (counted from 0 in `dataset.epoch`, a variable) draws its
-    order, crops and captions from `seed` and `k` only; `dataset.epoch.assign(k)` replays pass `k`,
-    e.g. to resume an interrupted run with the data it would have seen.
+    image is missing or corrupt, or that has no caption, is skipped and counted, never an error: pass
+    a `CaptionDatasetState` as `state` to read the count (`state.skipped_images.count`), and
+    `SkippedImagesReport(state)` reports it each epoch in `fit`. With a `seed`, every epoch's batches
+    are reproducible (the first epoch of two runs gives the same batches, the second epoch too, and so
+    on) whatever the parallelism and the global random seed: pass `k` over the dataset (counted from 0
+    in `state.epoch`, a variable) draws its order, crops and captions from `seed` and `k` only;
+    `state.epoch.assign(k)` replays pass `k`, e.g. to resume an interrupted run with the data it would
+    have seen.
 
     Args:
         source: a file, folder, shard pattern or list of shards (see above).
@@ -219,18 +218,19 @@ def caption_dataset(
             multi-worker training, pass a `tf.distribute.InputContext`'s values (and its per-replica
             batch size) from `strategy.distribute_datasets_from_function`; the dataset is then not
             split again by tf.distribute's auto-sharding.
+        state: a `CaptionDatasetState` that counts the passes started and the samples skipped
+            (None: a new one nobody reads).
 
     Returns:
-        A `tf.data.Dataset` of {"images": float32 [B, R, R, 3], "tokens": int32 [B, context_length]},
-        with two attributes: `skipped_images` (a `SkippedImages` counter) and `epoch` (an int64
-        `tf.Variable`, the number of passes started).
+        A `tf.data.Dataset` of {"images": float32 [B, R, R, 3], "tokens": int32 [B, context_length]}.
 
     Raises:
         FileNotFoundError, ValueError: a missing source, column or shard, an empty folder, bad arguments.
 
     Example:
-    >>> dataset = keras_clip.data.caption_dataset("photos/captions.csv", 224, batch_size=64, seed=0)
-    >>> model.fit(dataset, epochs=10, callbacks=[keras_clip.data.SkippedImagesReport(dataset)])
+    >>> state = keras_clip.data.CaptionDatasetState()
+    >>> dataset = keras_clip.data.caption_dataset("photos/captions.csv", 224, batch_size=64, seed=0, state=state)
+    >>> model.fit(dataset, epochs=10, callbacks=[keras_clip.data.SkippedImagesReport(state)])
     """
     image_resolution = _positive_int(image_resolution, "image_resolution")
     batch_size = _positive_int(batch_size, "batch_size")
@@ -254,21 +254,20 @@ def caption_dataset(
         seed = random.SystemRandom().randrange(2**31)
     elif isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int or None, got {seed!r}")
-    skipped = SkippedImages()
-    with tf.init_scope(), tf.device("/cpu:0"):
-        epoch_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="caption_dataset_epoch")
+    state = CaptionDatasetState() if state is None else state
+    skipped = state.skipped_images
     tokenizer = Tokenizer(context_length=context_length, truncate=True)
 
     def start_epoch(_):
-        return epoch_counter.assign_add(1) - 1
+        return state.epoch.assign_add(1) - 1
 
     def epoch(number):
         epoch_seed = tf.random.experimental.stateless_fold_in(tf.constant([int(seed), 0], tf.int64), number)
         return samples.epoch(epoch_seed, shuffle)
 
     def decode(element):
-        image, captions, name = samples.load(element)
-        image, caption = prepare_example(image, captions, element["seed"], image_resolution, augment, name)
+        image, captions, path = samples.load(element)
+        image, caption = prepare_example(image, captions, element["seed"], image_resolution, augment, path)
         return {"images": image, "captions": caption}
 
     def tokenize(batch):
@@ -290,8 +289,6 @@ def caption_dataset(
         # Already split: tf.distribute must not split it again.
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         dataset = dataset.with_options(options)
-    dataset.skipped_images = skipped
-    dataset.epoch = epoch_counter
     return dataset
 
 

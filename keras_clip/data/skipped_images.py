@@ -16,17 +16,16 @@ _logger = logging.getLogger("keras_clip.data")
 class SkippedImages:
     """How many samples a caption dataset skipped (image corrupt or missing, or no caption).
 
-    `caption_dataset` attaches one to the dataset it returns, as `dataset.skipped_images`. The count
-    covers every pass over the dataset since it was made (or since `reset()`). It is exact whenever
-    no iterator is running, e.g. at the end of an epoch; while the pipeline runs, samples being
-    decoded count as skipped until they come out. The counters are variables captured by the
-    pipeline's map functions: keep this object (a transformed copy of the dataset, e.g. after
-    `.take()`, has no `skipped_images` attribute) to read the count.
+    A `CaptionDatasetState` holds one, as `state.skipped_images`. The count covers every pass over
+    the dataset since it was made (or since `reset()`). It is exact whenever no iterator is running,
+    e.g. at the end of an epoch; while the pipeline runs, samples being decoded count as skipped until
+    they come out.
 
     Example:
-    >>> dataset = keras_clip.data.caption_dataset("captions.csv", 224, 64)
+    >>> state = keras_clip.data.CaptionDatasetState()
+    >>> dataset = keras_clip.data.caption_dataset("captions.csv", 224, 64, state=state)
     >>> for batch in dataset: ...
-    >>> dataset.skipped_images.count
+    >>> state.skipped_images.count
     3
     """
 
@@ -68,21 +67,22 @@ class SkippedImagesReport(keras.callbacks.Callback):
     "jpeg::Uncompress failed" does not name it).
 
     Args:
-        dataset: the dataset `caption_dataset` returned, or its `skipped_images` counter.
+        state: the `CaptionDatasetState` passed to `caption_dataset`, or its `skipped_images` counter.
         log_key: the name of the count in the logs.
 
     Example:
-    >>> dataset = keras_clip.data.caption_dataset("captions.csv", 224, 64)
-    >>> model.fit(dataset, epochs=10, callbacks=[keras_clip.data.SkippedImagesReport(dataset)])
+    >>> state = keras_clip.data.CaptionDatasetState()
+    >>> dataset = keras_clip.data.caption_dataset("captions.csv", 224, 64, state=state)
+    >>> model.fit(dataset, epochs=10, callbacks=[keras_clip.data.SkippedImagesReport(state)])
     """
 
-    def __init__(self, dataset, log_key="skipped_images"):
+    def __init__(self, state, log_key="skipped_images"):
         super().__init__()
-        counter = dataset if isinstance(dataset, SkippedImages) else getattr(dataset, "skipped_images", None)
+        counter = state if isinstance(state, SkippedImages) else getattr(state, "skipped_images", None)
         if not isinstance(counter, SkippedImages):
             raise ValueError(
-                "SkippedImagesReport needs the dataset keras_clip.data.caption_dataset returned (or its "
-                "`skipped_images` counter); transformations such as .take() return datasets without it"
+                "SkippedImagesReport needs the keras_clip.data.CaptionDatasetState passed to caption_dataset "
+                f"as state= (or its skipped_images counter), got {type(state).__name__}"
             )
         self.counter = counter
         self.log_key = log_key

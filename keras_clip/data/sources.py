@@ -19,7 +19,7 @@ import re
 
 import tensorflow as tf
 
-from keras_clip.data.tar_shards import IMAGE_EXTENSIONS
+from keras_clip.image.files import IMAGE_SUFFIXES, is_image_file, walk_files
 
 FORMATS = ("csv", "tsv", "jsonl", "folder", "tar")
 # Column (or JSON key) names tried, in order, when none is given. "filepath" and "title" are OpenCLIP's.
@@ -221,27 +221,19 @@ def read_caption_folder(folder):
     """A folder (searched recursively) of images with side-car captions: `cat.jpg` + `cat.txt`.
 
     Each non-empty line of the `.txt` file is one caption. Images without a `.txt` file are left out
-    with a warning. Files are listed in sorted order, so the index is the same on every machine.
+    with a warning. Files are listed in sorted order, so the index is the same on every machine;
+    hidden files and folders are skipped (`keras_clip.image.files`).
 
     Raises:
         FileNotFoundError: the folder does not exist.
         ValueError: it holds no image, or no image has a caption file.
     """
-    if not tf.io.gfile.isdir(folder):
-        raise FileNotFoundError(f"Image folder {folder!r} does not exist or is not a folder")
-    images, captions = [], set()
-    for directory, _, files in tf.io.gfile.walk(folder):
-        for name in files:
-            path = os.path.join(directory, name)
-            stem, extension = os.path.splitext(path)
-            if extension.lower() == ".txt":
-                captions.add(stem)
-            elif extension[1:].lower() in IMAGE_EXTENSIONS:
-                images.append(path)
-    images.sort()
+    files = walk_files(folder)
+    images = [path for path in files if is_image_file(path)]
+    captions = {os.path.splitext(path)[0] for path in files if path.lower().endswith(".txt")}
     if not images:
         raise ValueError(
-            f"Image folder {folder!r} holds no image (looked for .{', .'.join(IMAGE_EXTENSIONS)} files, "
+            f"Image folder {folder!r} holds no image (looked for {', '.join(IMAGE_SUFFIXES)} files, "
             "with a same-named .txt caption file beside each)"
         )
     captioned = [path for path in images if os.path.splitext(path)[0] in captions]

@@ -20,7 +20,10 @@ parse never fails: a truncated archive gives truncated members, whose images the
 
 import tensorflow as tf
 
-IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif")
+from keras_clip.image.files import IMAGE_SUFFIXES
+
+# Member extensions are compared without their dot (everything after the key's first dot).
+IMAGE_EXTENSIONS = tuple(suffix[1:] for suffix in IMAGE_SUFFIXES)
 CAPTION_EXTENSION = "txt"
 _BLOCK = 512
 # Everything from the first NUL on: tar's fixed-width text fields are NUL-terminated or NUL-padded.

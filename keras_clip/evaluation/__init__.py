@@ -11,6 +11,7 @@ Images that cannot be decoded raise `CorruptImageError` naming them, or are skip
 `skip_errors=True`.
 """
 
+from keras_clip.errors import CorruptImageError
 from keras_clip.evaluation.classification import (
     evaluate_image_folder,
     evaluate_labelled_images,
@@ -18,7 +19,7 @@ from keras_clip.evaluation.classification import (
     evaluate_zero_shot,
     zero_shot_classifier,
 )
-from keras_clip.evaluation.image_stream import CorruptImageError, ImageStream
+from keras_clip.evaluation.image_stream import ImageStream
 from keras_clip.evaluation.linear_probe import (
     LinearProbeResults,
     evaluate_linear_probe,
@@ -28,11 +29,10 @@ from keras_clip.evaluation.linear_probe import (
 )
 from keras_clip.evaluation.results import ZeroShotResults
 from keras_clip.evaluation.retrieval import RetrievalResults, evaluate_retrieval, recall_at_k
-from keras_clip.evaluation.sources import IMAGE_EXTENSIONS, LabelledImages, image_folder, labelled_dataset, tfds_split
+from keras_clip.evaluation.sources import LabelledImages, image_folder, labelled_dataset, tfds_split
 
 __all__ = [
     "CorruptImageError",
-    "IMAGE_EXTENSIONS",
     "ImageStream",
     "LabelledImages",
     "LinearProbeResults",

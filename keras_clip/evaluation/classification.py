@@ -5,8 +5,8 @@ import numpy as np
 from keras_clip.evaluation.image_stream import ImageStream
 from keras_clip.evaluation.results import ZeroShotResults
 from keras_clip.evaluation.sources import image_folder, labelled_dataset, tfds_split
-from keras_clip.templates import IMAGENET_TEMPLATES
-from keras_clip.zero_shot import ZeroShotClassifier
+from keras_clip.models.zero_shot import ZeroShotClassifier
+from keras_clip.text.templates import IMAGENET_TEMPLATES
 
 TOP_K = 5
 
@@ -32,7 +32,7 @@ def evaluate_labelled_images(classifier, source, batch_size=64, skip_errors=Fals
         batch_size=batch_size,
         skip_errors=skip_errors,
         read=source.read,
-        name_of=source.name_of,
+        path_of=source.path_of,
         preprocessed=preprocessed,
         total=source.total,
         description=f"Zero-shot {source.description}",
@@ -45,7 +45,7 @@ def evaluate_labelled_images(classifier, source, batch_size=64, skip_errors=Fals
         invalid = np.flatnonzero((batch_labels < 0) | (batch_labels >= num_classes))
         if invalid.size:
             raise ValueError(
-                f"{stream.name_of(int(positions[invalid[0]]))} has label {batch_labels[invalid[0]]}, "
+                f"{stream.describe(int(positions[invalid[0]]))} has label {batch_labels[invalid[0]]}, "
                 f"outside 0..{num_classes - 1} ({num_classes} classes)"
             )
         probabilities = np.asarray(classifier(images))
@@ -73,7 +73,7 @@ def evaluate_zero_shot(model, dataset, classnames=None, templates=IMAGENET_TEMPL
         templates: prompt templates when a classifier is built (see `ZeroShotClassifier`).
         batch_size: images per forward pass.
         skip_errors: skip images that cannot be decoded and count them (`results.skipped`);
-            otherwise the first one raises `CorruptImageError` naming it ("element <position>").
+            otherwise the first one raises `CorruptImageError` (its index, and path for a folder).
         preprocessed: the dataset's images are already preprocessed.
         verbose: show progress bars.
 

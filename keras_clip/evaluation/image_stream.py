@@ -3,23 +3,18 @@
 A failed decode inside tf.data normally ends the whole iteration with the decoder's message and
 no clue which element it was. Here each element carries its position, failures are dropped by
 `ignore_errors`, and the gaps in the positions tell which elements failed: the first one is
-decoded again eagerly to raise an error that names it, or all are counted and named when the
-caller asks for skipping. A last marker element (never decoded) carries the total count, so
-failures at the very end are seen too.
+decoded again eagerly to raise a `CorruptImageError` with its index and path, or all are counted
+and named when the caller asks for skipping. A last marker element (never decoded) carries the
+total count, so failures at the very end are seen too.
 """
-
-import re
 
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from keras_clip.image_decoding import decode_image, naming_decoding_errors
-from keras_clip.image_resizing import resize_and_center_crop
-from keras_clip.preprocessing import normalize_image, preprocess_image
+from keras_clip.errors import CorruptImageError, describe_image
+from keras_clip.image.preprocessing import preprocess_image
 
-
-class CorruptImageError(ValueError):
-    """An image of an evaluation dataset could not be read or decoded; the message names it."""
+SKIP_HINT = "pass skip_errors=True to skip and count such images"
 
 
 def _is_batched(image_spec):
@@ -28,15 +23,13 @@ def _is_batched(image_spec):
     return image_spec.shape.rank == 4
 
 
-def _preprocess_one(image, resolution, preprocessed, name=None):
+def _preprocess_one(image, image_resolution, preprocessed, path=None):
     """One element's image (encoded bytes, or pixels [H, W, C]) -> float32 [R, R, 3]."""
-    if image.dtype == tf.string:
-        images = normalize_image(resize_and_center_crop(decode_image(image, name=name), resolution))
-    elif preprocessed:
+    if preprocessed and image.dtype != tf.string:
         images = tf.cast(image, tf.float32)
     else:
-        images = preprocess_image(image, resolution)
-    return tf.ensure_shape(images, [resolution, resolution, 3])
+        images = preprocess_image(image, image_resolution, path=path if image.dtype == tf.string else None)
+    return tf.ensure_shape(images, [image_resolution, image_resolution, 3])
 
 
 class ImageStream:
@@ -47,23 +40,23 @@ class ImageStream:
             bytes (`tf.string`), pixels [H, W, C] (uint8 0..255 or float in [0, 255]), or, with
             `preprocessed=True`, model inputs [R, R, 3]. Extras (labels, captions, ...) are
             passed through (components of varying shape come out as `tf.RaggedTensor`).
-        resolution: the model's image resolution.
+        image_resolution: the model's image resolution.
         batch_size: images per batch.
         skip_errors: skip images that fail and count them (`skipped`), instead of raising.
         read: optional function applied to the image component first (e.g. `tf.io.read_file` for paths).
-        name_of: `position -> str` describing an element in messages (default "element <position>").
+        path_of: `position -> path or None`, the file of the element at a position (for messages).
         preprocessed: the images are already preprocessed.
         total: number of elements if known (for the progress bar).
         description: the progress bar's label; `verbose=False` hides it.
 
-    After iteration, `skipped` lists the names of the skipped elements and `num_elements` is the count
-    of all elements, skipped or not.
+    After iteration, `skipped` describes the skipped elements (their paths, else "the image at index i")
+    and `num_elements` is the count of all elements, skipped or not.
 
     Raises (while iterating):
         CorruptImageError: an element failed to read or decode and `skip_errors` is False.
     """
 
-    def __init__(self, dataset, resolution, batch_size=64, skip_errors=False, read=None, name_of=None,
+    def __init__(self, dataset, image_resolution, batch_size=64, skip_errors=False, read=None, path_of=None,
                  preprocessed=False, total=None, description="Images", verbose=True):  # fmt: skip
         if not isinstance(dataset, tf.data.Dataset):
             raise TypeError(f"Expected a tf.data.Dataset, got {type(dataset).__name__}")
@@ -72,11 +65,11 @@ class ImageStream:
         if _is_batched(dataset.element_spec[0]):
             dataset = dataset.unbatch()
         self.source = dataset
-        self.resolution = int(resolution)
+        self.image_resolution = int(image_resolution)
         self.batch_size = int(batch_size)
         self.skip_errors = bool(skip_errors)
         self.read = read
-        self.name_of = name_of or (lambda position: f"element {position}")
+        self.path_of = path_of or (lambda position: None)
         self.preprocessed = preprocessed
         self.total = total if total is not None else _known_cardinality(dataset)
         self.description = description
@@ -84,13 +77,17 @@ class ImageStream:
         self.skipped = []
         self.num_elements = 0
 
-    def _prepare(self, image, name=None):
+    def describe(self, position):
+        """How messages name the element at `position`: its path, else its index."""
+        return describe_image(position, self.path_of(position))
+
+    def _prepare(self, image, path=None):
         if self.read is not None:
             image = self.read(image)
-        return _preprocess_one(image, self.resolution, self.preprocessed, name)
+        return _preprocess_one(image, self.image_resolution, self.preprocessed, path)
 
     def _pipeline(self):
-        resolution = self.resolution
+        resolution = self.image_resolution
         image_spec = self.source.element_spec[0]
         if image_spec.dtype == tf.string:
             marker_image = tf.constant(b"")
@@ -111,25 +108,24 @@ class ImageStream:
         return prepared.ignore_errors().ragged_batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
 
     def _fail(self, position):
-        """Raises CorruptImageError for the element at `position`, with its decoder's message."""
-        name = self.name_of(position)
+        """Raises the CorruptImageError of the element at `position` (index and path set)."""
+        path = self.path_of(position)
         element = next(iter(self.source.skip(position).take(1)), None)
-        message = f"Could not read or decode {name}: it failed in the input pipeline"
+        reason = "it failed in the input pipeline"
         if element is not None:
             try:
-                with naming_decoding_errors(name):
-                    self._prepare(element[0], name)
-            except (tf.errors.OpError, ValueError) as error:
-                message = _readable(getattr(error, "message", None) or str(error))
-                if name not in message:
-                    message = f"Could not read or decode {name}: {message}"
-        raise CorruptImageError(f"{message}. Pass skip_errors=True to skip and count such images.")
+                self._prepare(element[0], path)
+            except CorruptImageError as error:
+                reason = error.reason
+            except (tf.errors.OpError, ValueError) as error:  # e.g. a file that cannot be read
+                reason = getattr(error, "message", None) or str(error)
+        raise CorruptImageError(f"{reason} ({SKIP_HINT})", position, path)
 
     def _account_gap(self, expected, position):
         for missing in range(expected, position):
             if not self.skip_errors:
                 self._fail(missing)
-            self.skipped.append(self.name_of(missing))
+            self.skipped.append(self.describe(missing))
 
     def __iter__(self):
         self.skipped = []
@@ -158,12 +154,6 @@ def _empty_like(spec):
         raise TypeError(f"Dataset components must be tensors, got {spec}")
     shape = [0 if size is None else size for size in spec.shape]
     return tf.fill(shape, "") if spec.dtype == tf.string else tf.zeros(shape, spec.dtype)
-
-
-def _readable(message):
-    """An op error's message without TensorFlow's function-node prefix and op suffix."""
-    message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", message)
-    return re.sub(r"\s*\[Op:\w+\]", "", message).strip()
 
 
 def _known_cardinality(dataset):

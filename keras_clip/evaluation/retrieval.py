@@ -12,7 +12,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from keras_clip.evaluation.image_stream import ImageStream
-from keras_clip.tokenizer import tokenize
+from keras_clip.text.tokenizer import tokenize
 
 DEFAULT_KS = (1, 5, 10)
 

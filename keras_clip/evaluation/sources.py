@@ -6,8 +6,7 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
-#: File name endings an image folder's images may have (case-insensitive); other files are ignored.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
+from keras_clip.image.files import IMAGE_SUFFIXES, is_hidden, list_image_files
 
 
 @dataclasses.dataclass
@@ -18,7 +17,7 @@ class LabelledImages:
         dataset: unbatched `tf.data.Dataset` of `(image, label)`: encoded bytes, pixels, or (with `read`) paths.
         classnames: the name of each label, label i at index i.
         read: function applied to an element's image first (e.g. `tf.io.read_file`), or None.
-        name_of: `position -> str`, how messages name the element at a position.
+        path_of: `position -> path or None`, the file of the element at a position (for messages).
         total: the number of elements, if known.
         description: a short description (progress bars, reports).
     """
@@ -26,7 +25,7 @@ class LabelledImages:
     dataset: tf.data.Dataset
     classnames: list
     read: Optional[Callable] = None
-    name_of: Optional[Callable] = None
+    path_of: Optional[Callable] = None
     total: Optional[int] = None
     description: str = "dataset"
 
@@ -56,39 +55,44 @@ def labelled_dataset(dataset, classnames, description="dataset"):
     return LabelledImages(dataset, list(classnames), description=description)
 
 
-def image_folder(directory, extensions=IMAGE_EXTENSIONS):
+def image_folder(directory):
     """`LabelledImages` of a folder with one subfolder per class (`directory/<class name>/**/<image>`).
 
     Classes are the subfolders in sorted order (label i = i-th name); their names, with underscores
-    as spaces, are the class names. Images are the files (in sub-subfolders too) whose names end
-    with one of `extensions`, case-insensitive; hidden files and folders are ignored.
+    as spaces, are the class names. Images are the files (in sub-subfolders too) with an image suffix
+    (`keras_clip.image.files`); hidden files and folders are skipped. Any filesystem TensorFlow
+    reads works (e.g. gs://).
 
     Raises:
-        ValueError: the folder does not exist, has no class subfolders, or no images.
+        FileNotFoundError: the folder does not exist.
+        ValueError: it has no class subfolders, or no images.
     """
     directory = os.fspath(directory)
-    if not os.path.isdir(directory):
-        raise ValueError(f"{directory} is not a directory")
-    folders = sorted(entry.name for entry in os.scandir(directory) if entry.is_dir() and not entry.name.startswith("."))
+    if not tf.io.gfile.isdir(directory):
+        raise FileNotFoundError(f"{directory} does not exist or is not a folder")
+    folders = sorted(
+        name.rstrip("/")
+        for name in tf.io.gfile.listdir(directory)
+        if not is_hidden(name.rstrip("/")) and tf.io.gfile.isdir(os.path.join(directory, name))
+    )
     if not folders:
         raise ValueError(f"{directory} has no class subfolders (expected {directory}/<class name>/<images>)")
-    extensions = tuple(extension.lower() for extension in extensions)
     paths, labels = [], []
     for label, folder in enumerate(folders):
-        for root, subfolders, files in os.walk(os.path.join(directory, folder)):
-            subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
-            for file in sorted(files):
-                if not file.startswith(".") and file.lower().endswith(extensions):
-                    paths.append(os.path.join(root, file))
-                    labels.append(label)
+        try:
+            images = list_image_files(os.path.join(directory, folder))
+        except ValueError:
+            continue  # a class without images: its label stays, it just has no examples
+        paths.extend(images)
+        labels.extend([label] * len(images))
     if not paths:
-        raise ValueError(f"{directory} has no images ({', '.join(extensions)}) in its class subfolders")
+        raise ValueError(f"{directory} has no images ({', '.join(IMAGE_SUFFIXES)}) in its class subfolders")
     dataset = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), tf.constant(labels, tf.int64)))
     return LabelledImages(
         dataset,
         [readable_classname(folder) for folder in folders],
         read=tf.io.read_file,
-        name_of=lambda position: paths[position],
+        path_of=lambda position: paths[position],
         total=len(paths),
         description=directory,
     )
@@ -136,7 +140,6 @@ def tfds_split(name, split="test", data_dir=None, download=False, image_key="ima
     return LabelledImages(
         dataset.map(lambda example: (example[image_key], example[label_key])),
         [readable_classname(classname) for classname in features[label_key].names],
-        name_of=lambda position: f"{name} {split} example {position}",
         total=total,
         description=f"{name} {split}",
     )

@@ -16,26 +16,26 @@ class ModifiedResNet(keras.layers.Layer):
         layers: four ints, the number of Bottleneck blocks in each stage.
         output_dim: size of the image embedding.
         num_heads: attention heads of the final attention pooling.
-        input_resolution: height and width of the square input images (a multiple of 32).
+        image_resolution: height and width of the square input images (a multiple of 32).
         width: channels after the stem; stage i has `width * 2**i` bottleneck channels.
 
     Example:
     >>> tower = ModifiedResNet(layers=(1, 1, 1, 1), output_dim=32, num_heads=2,
-    ...                        input_resolution=64, width=8)
+    ...                        image_resolution=64, width=8)
     >>> tower(np.zeros((2, 64, 64, 3))).shape
     (2, 32)
     """
 
-    def __init__(self, layers, output_dim, num_heads, input_resolution=224, width=64, **kwargs):
+    def __init__(self, layers, output_dim, num_heads, image_resolution=224, width=64, **kwargs):
         super().__init__(**kwargs)
         if len(layers) != 4:
             raise ValueError(f"ModifiedResNet needs 4 stage depths; got layers={layers}")
-        if input_resolution % 32:
-            raise ValueError(f"input_resolution {input_resolution} is not a multiple of 32")
+        if image_resolution % 32:
+            raise ValueError(f"image_resolution {image_resolution} is not a multiple of 32")
         self.stage_depths = tuple(int(n) for n in layers)
         self.output_dim = output_dim
         self.num_heads = num_heads
-        self.input_resolution = input_resolution
+        self.image_resolution = image_resolution
         self.width = width
         policy = self.dtype_policy
         self.stem_padding = keras.layers.ZeroPadding2D(1, name="stem_padding", dtype=policy)
@@ -57,11 +57,11 @@ class ModifiedResNet(keras.layers.Layer):
                 )
                 inplanes = planes * Bottleneck.expansion
         self.attnpool = AttentionPool2d(
-            input_resolution // 32, width * 32, num_heads, output_dim, name="attnpool", dtype=policy
+            image_resolution // 32, width * 32, num_heads, output_dim, name="attnpool", dtype=policy
         )
 
     def build(self, input_shape=None):
-        size = self.input_resolution
+        size = self.image_resolution
         half = self.width // 2
         self.stem_padding.build((None, size, size, 3))
         self.conv1.build((None, size + 2, size + 2, 3))
@@ -78,7 +78,7 @@ class ModifiedResNet(keras.layers.Layer):
         self.attnpool.build(shape)
 
     def call(self, images, training=None):
-        check_image_shape(images.shape, self.input_resolution, "ModifiedResNet")
+        check_image_shape(images.shape, self.image_resolution, "ModifiedResNet")
         x = self.conv1(self.stem_padding(images))
         x = ops.relu(self.bn1(x, training=training))
         x = ops.relu(self.bn2(self.conv2(x), training=training))
@@ -97,7 +97,7 @@ class ModifiedResNet(keras.layers.Layer):
             layers=list(self.stage_depths),
             output_dim=self.output_dim,
             num_heads=self.num_heads,
-            input_resolution=self.input_resolution,
+            image_resolution=self.image_resolution,
             width=self.width,
         )
         return config

@@ -13,7 +13,7 @@ class VisionTransformer(keras.layers.Layer):
     """Patch embedding, class token, transformer, and a projection of the class token.
 
     Args:
-        input_resolution: height and width of the square input images.
+        image_resolution: height and width of the square input images.
         patch_size: side of the square patches (the stride of the bias-free patch convolution).
         width: transformer width.
         num_layers: transformer depth.
@@ -21,23 +21,23 @@ class VisionTransformer(keras.layers.Layer):
         output_dim: size of the projected image embedding.
 
     Example:
-    >>> tower = VisionTransformer(input_resolution=32, patch_size=8, width=64, num_layers=2,
+    >>> tower = VisionTransformer(image_resolution=32, patch_size=8, width=64, num_layers=2,
     ...                           num_heads=1, output_dim=32)
     >>> tower(np.zeros((2, 32, 32, 3))).shape
     (2, 32)
     """
 
-    def __init__(self, input_resolution, patch_size, width, num_layers, num_heads, output_dim, **kwargs):
+    def __init__(self, image_resolution, patch_size, width, num_layers, num_heads, output_dim, **kwargs):
         super().__init__(**kwargs)
-        if input_resolution % patch_size:
-            raise ValueError(f"input_resolution {input_resolution} is not a multiple of patch_size {patch_size}")
-        self.input_resolution = input_resolution
+        if image_resolution % patch_size:
+            raise ValueError(f"image_resolution {image_resolution} is not a multiple of patch_size {patch_size}")
+        self.image_resolution = image_resolution
         self.patch_size = patch_size
         self.width = width
         self.num_layers = num_layers
         self.num_heads = num_heads
         self.output_dim = output_dim
-        self.grid_size = input_resolution // patch_size
+        self.grid_size = image_resolution // patch_size
         policy = self.dtype_policy
         self.conv1 = keras.layers.Conv2D(
             width, patch_size, strides=patch_size, use_bias=False, name="conv1", dtype=policy
@@ -59,7 +59,7 @@ class VisionTransformer(keras.layers.Layer):
         self.proj = self.add_weight(
             shape=(self.width, self.output_dim), initializer=keras.initializers.RandomNormal(stddev=scale), name="proj"
         )
-        resolution = self.input_resolution
+        resolution = self.image_resolution
         self.conv1.build((None, resolution, resolution, 3))
         tokens_shape = (None, self.grid_size**2 + 1, self.width)
         for layer in (self.ln_pre, self.transformer):
@@ -67,7 +67,7 @@ class VisionTransformer(keras.layers.Layer):
         self.ln_post.build((None, self.width))
 
     def call(self, images):
-        check_image_shape(images.shape, self.input_resolution, "VisionTransformer")
+        check_image_shape(images.shape, self.image_resolution, "VisionTransformer")
         x = self.conv1(images)
         batch = ops.shape(x)[0]
         x = ops.reshape(x, (batch, self.grid_size**2, self.width))
@@ -84,7 +84,7 @@ class VisionTransformer(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            input_resolution=self.input_resolution,
+            image_resolution=self.image_resolution,
             patch_size=self.patch_size,
             width=self.width,
             num_layers=self.num_layers,

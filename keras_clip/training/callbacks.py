@@ -13,17 +13,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_clip import evaluation
 from keras_clip.data.sources import read_caption_index
 
 MAX_TOP_K = 5  # keras_clip.evaluation keeps each image's 5 most probable classes
-
-
-def _evaluation():
-    # Imported when first used: keras_clip.evaluation imports the model, which imports this package.
-    from keras_clip import evaluation
-
-    return evaluation
-
 
 class EpochEvaluation(keras.callbacks.Callback):
     """Base class: runs `evaluate(model)` after every `frequency`-th epoch and adds its numbers to the logs.
@@ -121,7 +114,6 @@ class ZeroShotAccuracy(EpochEvaluation):
         self.results = None
 
     def evaluate(self, model):
-        evaluation = _evaluation()
         options = dict(templates=self.templates, batch_size=self.batch_size, skip_errors=self.skip_errors,
                        verbose=self.verbose)  # fmt: skip
         if self.folder is not None:
@@ -190,7 +182,7 @@ class RetrievalRecall(EpochEvaluation):
         self.results = None
 
     def evaluate(self, model):
-        self.results = _evaluation().evaluate_retrieval(
+        self.results = evaluation.evaluate_retrieval(
             model, self.dataset, self.ks, self.batch_size, self.skip_errors, self.verbose
         )
         self.results.skipped = self.missing + self.results.skipped

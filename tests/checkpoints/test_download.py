@@ -1,6 +1,7 @@
 """Downloads of released checkpoints, against a local HTTP server on 127.0.0.1 (no internet)."""
 
 import ast
+import dataclasses
 import hashlib
 import http.server
 import os
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 
 from keras_clip.checkpoints import download
-from keras_clip.checkpoints.errors import ChecksumError, DownloadError
+from keras_clip.errors import ChecksumError, DownloadError
+from keras_clip.models import presets
 from tests.helpers import checkpoint_files
 from tests.helpers.openai_reference import clip_package_dir
 
@@ -66,10 +68,18 @@ class _Server:
 def server(monkeypatch):
     server = _Server()
     monkeypatch.setenv("KERAS_CLIP_BASE_URL", server.base_url)
-    monkeypatch.setitem(download.OPENAI_MODELS, "Test/tiny", ("tiny.pt", PAYLOAD_SHA256))
+    publish_preset(monkeypatch, "tiny.pt", PAYLOAD_SHA256)
     server.publish(PAYLOAD_SHA256, "tiny.pt", PAYLOAD)
     yield server
     server.close()
+
+
+def publish_preset(monkeypatch, file_name, sha256):
+    """A released model "Test/tiny" whose checkpoint is at OpenAI's URL layout."""
+    url = f"{presets.OPENAI_BASE_URL}/{sha256}/{file_name}"
+    preset = dataclasses.replace(presets.PRESETS["ViT-B/32"], name="Test/tiny",
+                                 checkpoint=presets.CheckpointFile(file_name, url, sha256))  # fmt: skip
+    monkeypatch.setitem(presets.PRESETS, "Test/tiny", preset)
 
 
 def _files(folder):
@@ -85,10 +95,11 @@ def test_table_matches_openai_clip_py():
         for node in ast.walk(tree)
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "_MODELS"
     )
-    assert list(download.OPENAI_MODELS) == list(models)
+    assert presets.available_models() == list(models)
     for name, url in models.items():
-        assert download.checkpoint_url(name) == url
-        assert download.OPENAI_MODELS[name][1] == url.split("/")[-2]
+        checkpoint = presets.get_preset(name).checkpoint
+        assert download.checkpoint_url(name) == checkpoint.url == url
+        assert checkpoint.sha256 == url.split("/")[-2] and checkpoint.file_name == url.split("/")[-1]
 
 
 def test_download_shows_progress_and_verifies(server, tmp_path, capfd):
@@ -102,7 +113,7 @@ def test_download_shows_progress_and_verifies(server, tmp_path, capfd):
 
 
 def test_second_call_makes_no_request(server, tmp_path):
-    download.download_checkpoint("Test/tiny", cache_dir=str(tmp_path), progress=False)
+    download.download_checkpoint("Test/tiny", cache_dir=str(tmp_path), verbose=False)
     server.close()  # nothing listens any more
     assert download.download_checkpoint("Test/tiny", cache_dir=str(tmp_path)) == str(tmp_path / "tiny.pt")
     assert len(server.requests) == 1
@@ -111,28 +122,28 @@ def test_second_call_makes_no_request(server, tmp_path):
 def test_hash_mismatch_raises_and_keeps_nothing(server, tmp_path):
     server.mode = "corrupt"
     with pytest.raises(ChecksumError, match=f"not the published {PAYLOAD_SHA256}"):
-        download.download_checkpoint("Test/tiny", cache_dir=str(tmp_path), progress=False)
+        download.download_checkpoint("Test/tiny", cache_dir=str(tmp_path), verbose=False)
     assert _files(tmp_path) == []
 
 
 def test_interrupted_transfer_leaves_nothing(server, tmp_path):
     server.mode = "cut"
     with pytest.raises(DownloadError, match=r"interrupted after \d+ of \d+ bytes"):
-        download.download_checkpoint("Test/tiny", cache_dir=str(tmp_path), progress=False)
+        download.download_checkpoint("Test/tiny", cache_dir=str(tmp_path), verbose=False)
     assert _files(tmp_path) == []
 
 
 def test_missing_file_on_server_is_an_error(server, tmp_path):
     server.files.clear()
     with pytest.raises(DownloadError, match="404"):
-        download.download_checkpoint("Test/tiny", cache_dir=str(tmp_path), progress=False)
+        download.download_checkpoint("Test/tiny", cache_dir=str(tmp_path), verbose=False)
     assert _files(tmp_path) == []
 
 
 def test_cached_file_with_wrong_hash_is_fetched_again(server, tmp_path):
     (tmp_path / "tiny.pt").write_bytes(b"stale")
     with pytest.warns(UserWarning, match="SHA256 is not the published one"):
-        path = download.download_checkpoint("Test/tiny", cache_dir=str(tmp_path), progress=False)
+        path = download.download_checkpoint("Test/tiny", cache_dir=str(tmp_path), verbose=False)
     assert open(path, "rb").read() == PAYLOAD
     assert len(server.requests) == 1
 
@@ -159,11 +170,11 @@ def test_load_by_name_downloads_once_then_needs_no_network(server, monkeypatch, 
     archive = checkpoint_files.write_torchscript(str(tmp_path / "tiny.pt"), config, state_dict)
     data = open(archive, "rb").read()
     sha256 = hashlib.sha256(data).hexdigest()
-    monkeypatch.setitem(download.OPENAI_MODELS, "Test/tiny", ("tiny.pt", sha256))
+    publish_preset(monkeypatch, "tiny.pt", sha256)
     server.publish(sha256, "tiny.pt", data)
     cache = tmp_path / "cache"
 
-    first = load_model("Test/tiny", cache_dir=str(cache), progress=False)
+    first = load_model("Test/tiny", cache_dir=str(cache), verbose=False)
     assert len(server.requests) == 1
     assert _files(cache) == [f"{sha256}.safetensors", "tiny.pt"]
     server.close()

@@ -16,9 +16,9 @@ import pytest
 import keras_clip
 from keras_clip.checkpoints import load as load_module
 from keras_clip.checkpoints.download import file_sha256
-from keras_clip.checkpoints.errors import CheckpointError
 from keras_clip.checkpoints.keras_files import save_model_file, save_weights_with_config
 from keras_clip.checkpoints.load import checkpoint_format, load_model
+from keras_clip.errors import CheckpointError
 from tests.helpers import checkpoint_files
 from tests.helpers.model_inputs import random_images, random_tokens
 from tests.helpers.openai_reference import reference_outputs
@@ -47,7 +47,7 @@ import keras
 assert keras.random.normal((3,)).shape == (3,)
 assert keras.layers.Dropout(0.5)(np.ones((2, 4)), training=True).shape == (2, 4)
 try:
-    from keras_clip.preprocessing import ImagePreprocessor
+    from keras_clip.image.preprocessing import ImagePreprocessor
 except ImportError:
     print("PREPROCESSING: not importable")
 else:
@@ -136,7 +136,7 @@ def test_every_format_matches_the_reference_without_torch(tmp_path):
 
 @pytest.mark.full_size
 def test_full_size_vit_b_32_torchscript_without_torch(tmp_path):
-    from keras_clip.configs import architecture
+    from tests.helpers.model_configs import architecture
 
     _load_without_torch(tmp_path, {"vitb32": (architecture("ViT-B/32"), 12, False)})
 

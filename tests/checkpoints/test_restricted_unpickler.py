@@ -8,8 +8,8 @@ import zipfile
 
 import pytest
 
-from keras_clip.checkpoints.errors import CheckpointError, UnsafeCheckpointError
 from keras_clip.checkpoints.torch_zip import read_torch_state_dict
+from keras_clip.errors import CheckpointError, UnsafeCheckpointError
 from tests.helpers import checkpoint_files
 
 
@@ -45,7 +45,7 @@ def test_keras_clip_load_refuses_it_without_torch(tmp_path, marker):
     )
     result = checkpoint_files.run_without_torch(
         f"""
-        from keras_clip.checkpoints.errors import UnsafeCheckpointError
+        from keras_clip.errors import UnsafeCheckpointError
         from keras_clip.checkpoints.load import load_model
         try:
             load_model({path!r}, cache_dir={str(tmp_path / 'cache')!r})

@@ -6,8 +6,8 @@ import struct
 import numpy as np
 import pytest
 
-from keras_clip.checkpoints.errors import CheckpointError
 from keras_clip.checkpoints.safetensors_io import read_safetensors, write_safetensors
+from keras_clip.errors import CheckpointError
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 

@@ -5,9 +5,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from keras_clip.checkpoints.errors import CheckpointError
 from keras_clip.checkpoints.stored_array import StoredArray
 from keras_clip.checkpoints.torch_zip import TorchArchive, read_torch_state_dict
+from keras_clip.errors import CheckpointError
 from tests.helpers import checkpoint_files
 
 torch = pytest.importorskip("torch")

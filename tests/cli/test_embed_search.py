@@ -5,8 +5,9 @@ import json
 import numpy as np
 
 from keras_clip.cli import main
-from keras_clip.embedding import embed_texts, search
-from tests.test_embedding import write_photos
+from keras_clip.serving.embedding import embed_texts
+from keras_clip.serving.search import search
+from tests.helpers.images import write_photos
 from tests.helpers.tiny_models import tiny_clip
 
 
@@ -18,13 +19,16 @@ def test_embed_then_search(tmp_path, capsys):
     (tmp_path / "photos" / "broken.png").write_bytes(b"\x89PNG broken")
     out = tmp_path / "photos.npy"
 
-    assert main(["embed", str(tmp_path / "photos"), "--out", str(out), "--model", str(tmp_path / "tiny.keras")]) == 0
-    assert "Wrote 4 embeddings of size 32" in capsys.readouterr().out
+    arguments = ["embed", str(tmp_path / "photos"), "--out", str(out), "--model", str(tmp_path / "tiny.keras")]
+    assert main(arguments + ["--skip-errors"]) == 0
+    captured = capsys.readouterr()
+    assert "Wrote 4 embeddings of size 32" in captured.out and "skipped 1 unreadable images" in captured.out
+    assert captured.err.strip() == f"skipped (unreadable): {tmp_path / 'photos' / 'broken.png'}"
     index = json.loads((tmp_path / "photos.json").read_text())
     assert index["paths"] == paths and np.load(out).shape == (4, 32)
 
     assert main(["search", str(out), "a dog on a beach", "--top-k", "3"]) == 0
     lines = capsys.readouterr().out.strip().split("\n")
-    rows, scores = search(np.load(out), embed_texts(["a dog on a beach"], model, progress=False), top_k=3)
+    rows, scores = search(np.load(out), embed_texts(model, ["a dog on a beach"], verbose=False), top_k=3)
     assert lines[0] == "'a dog on a beach':"
     assert [line.split()[1:] for line in lines[1:]] == [[f"{s:.4f}", paths[r]] for r, s in zip(rows[0], scores[0])]

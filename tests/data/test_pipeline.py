@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_clip.data import caption_dataset, prepare_example
-from keras_clip.tokenizer import tokenize
+from keras_clip.data import CaptionDatasetState, caption_dataset, prepare_example
+from keras_clip.text.tokenizer import tokenize
 from tests.helpers.caption_files import LAYOUTS, captioned_photos, write_caption_dataset
 from tests.helpers.images import reference_preprocess
 
@@ -98,21 +98,22 @@ def test_same_seed_same_batches_every_epoch(tmp_path, layout):
 
     def epochs(seed, global_seed, count=2):
         keras.utils.set_random_seed(global_seed)  # the global seed must not matter
-        dataset = caption_dataset(source, RESOLUTION, 8, seed=seed, shuffle_buffer=3, num_parallel_calls=3)
-        return dataset, [read_epoch(dataset) for _ in range(count)]
+        state = CaptionDatasetState()
+        dataset = caption_dataset(source, RESOLUTION, 8, seed=seed, shuffle_buffer=3, num_parallel_calls=3, state=state)
+        return dataset, state, [read_epoch(dataset) for _ in range(count)]
 
-    dataset, first = epochs(seed=11, global_seed=0)
-    _, second = epochs(seed=11, global_seed=1)
+    dataset, state, first = epochs(seed=11, global_seed=0)
+    _, _, second = epochs(seed=11, global_seed=1)
     for (images_a, tokens_a), (images_b, tokens_b) in zip(first, second):
         np.testing.assert_array_equal(images_a, images_b)
         np.testing.assert_array_equal(tokens_a, tokens_b)
     assert not np.array_equal(first[0][1], first[1][1])  # a new order and captions in the next epoch
     assert not np.array_equal(first[0][0], first[1][0])
     if layout == "csv":
-        _, other = epochs(seed=12, global_seed=0, count=1)
+        _, _, other = epochs(seed=12, global_seed=0, count=1)
         assert not np.array_equal(first[0][0], other[0][0])
-        assert int(dataset.epoch.numpy()) == 2
-        dataset.epoch.assign(1)  # replays the second epoch, e.g. when resuming a run
+        assert int(state.epoch.numpy()) == 2
+        state.epoch.assign(1)  # replays the second epoch, e.g. when resuming a run
         np.testing.assert_array_equal(read_epoch(dataset)[0], first[1][0])
 
 
@@ -152,7 +153,7 @@ def test_prepare_example_eagerly_in_tf_function_and_in_tf_data_agree(augment):
         else:
             assert not np.array_equal(eager[0][0].numpy(), eager[1][0].numpy())  # seeds give different crops
     with pytest.raises(tf.errors.InvalidArgumentError, match="No caption for photo.png"):
-        prepare_example(tf.constant(photo.data), tf.constant([], tf.string), seeds[0], RESOLUTION, name="photo.png")
+        prepare_example(tf.constant(photo.data), tf.constant([], tf.string), seeds[0], RESOLUTION, path="photo.png")
 
 
 def test_batches_and_remainder(tmp_path):
@@ -172,7 +173,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
         caption_dataset(source, RESOLUTION, 2)
     with pytest.raises(ValueError, match=r"has no caption column 'text'; its columns are \['alt', 'filepath'\]"):
         caption_dataset(source, RESOLUTION, 2, caption_column="text")
-    assert caption_dataset(source, RESOLUTION, 2, caption_column="alt").skipped_images.count == 0
+    assert caption_dataset(source, RESOLUTION, 2, caption_column="alt").element_spec["tokens"].shape[1] == 77
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="holds no image"):
         caption_dataset(str(tmp_path / "empty"), RESOLUTION, 2)

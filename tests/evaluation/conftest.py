@@ -1,6 +1,6 @@
 import pytest
 
-from keras_clip.zero_shot import ZeroShotClassifier
+from keras_clip.models.zero_shot import ZeroShotClassifier
 from tests.helpers.evaluation_data import tiny_photos_builder
 from tests.helpers.tiny_models import tiny_clip
 

@@ -123,19 +123,19 @@ def test_tf_data_dataset_of_bytes_pixels_and_batches(folder_classifier):
 def test_corrupt_bytes_in_a_dataset_are_named_by_position(folder_classifier):
     good = images.encode(images.photographs()["coffee"], "jpeg")
     dataset = tf.data.Dataset.from_tensor_slices(([good, good, CORRUPT_JPEG, good, b""], [2, 2, 1, 2, 0]))
-    with pytest.raises(CorruptImageError, match="element 2: .*(JPEG|jpeg)"):
+    with pytest.raises(CorruptImageError, match="the image at index 2: .*(JPEG|jpeg)"):
         evaluate_zero_shot(folder_classifier, dataset, batch_size=2, verbose=False)
     results = evaluate_zero_shot(folder_classifier, dataset, batch_size=2, skip_errors=True, verbose=False)
-    assert results.skipped == ["element 2", "element 4"] and results.num_examples == 3
+    assert results.skipped == ["the image at index 2", "the image at index 4"] and results.num_examples == 3
 
 
 def test_bad_labels_and_inputs(folder_classifier, clip_model):
     good = images.encode(images.photographs()["coffee"], "jpeg")
-    with pytest.raises(ValueError, match="element 1 has label 7, outside 0..3"):
+    with pytest.raises(ValueError, match="the image at index 1 has label 7, outside 0..3"):
         evaluate_zero_shot(folder_classifier, tf.data.Dataset.from_tensor_slices(([good, good], [0, 7])), verbose=False)
     with pytest.raises(ValueError, match="needs classnames"):
         evaluate_zero_shot(clip_model, tf.data.Dataset.from_tensor_slices(([good], [0])), verbose=False)
     with pytest.raises(ValueError, match="classifier has 4 classes but the data has 2"):
         evaluate_zero_shot(folder_classifier, tf.data.Dataset.from_tensor_slices(([good], [0])), classnames=["a", "b"])
-    with pytest.raises(ValueError, match="is not a directory"):
+    with pytest.raises(FileNotFoundError, match="does not exist or is not a folder"):
         evaluate_image_folder(clip_model, "/nonexistent/folder")

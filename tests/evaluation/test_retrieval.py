@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from keras_clip.evaluation import CorruptImageError, evaluate_retrieval, recall_at_k
-from keras_clip.tokenizer import tokenize
+from keras_clip.text.tokenizer import tokenize
 from tests.helpers import images
 from tests.helpers.evaluation_data import CORRUPT_JPEG, small_photo
 
@@ -72,8 +72,8 @@ def test_end_to_end_on_photographs(clip_model):
 
     # One caption per image, as a dict dataset; an undecodable image is named or skipped with its caption.
     single = {"image": encoded[:2] + [CORRUPT_JPEG] + encoded[3:], "caption": [captions[0] for captions in CAPTIONS]}
-    with pytest.raises(CorruptImageError, match="element 2"):
+    with pytest.raises(CorruptImageError, match="the image at index 2"):
         evaluate_retrieval(clip_model, tf.data.Dataset.from_tensor_slices(single), verbose=False)
     dataset = tf.data.Dataset.from_tensor_slices(single)
     skipped = evaluate_retrieval(clip_model, dataset, skip_errors=True, verbose=False)
-    assert skipped.skipped == ["element 2"] and skipped.num_images == 3 and skipped.num_captions == 3
+    assert skipped.skipped == ["the image at index 2"] and skipped.num_images == 3 and skipped.num_captions == 3

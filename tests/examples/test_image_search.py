@@ -5,9 +5,10 @@ import runpy
 
 import numpy as np
 
-from keras_clip.embedding import embed_texts, search
+from keras_clip.serving.embedding import embed_texts
+from keras_clip.serving.search import search
+from tests.helpers.images import write_photos
 from tests.helpers.tiny_models import tiny_clip
-from tests.test_embedding import write_photos
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "image_search.py")
 
@@ -26,6 +27,6 @@ def test_image_search_embeds_once_and_ranks_by_cosine(tmp_path, capsys):
     assert capsys.readouterr().out == first_output
     assert os.path.getmtime(embeddings_file) == written  # reused, not recomputed
 
-    rows, scores = search(np.load(embeddings_file), embed_texts(["a dog on a beach"], model, progress=False), top_k=2)
+    rows, scores = search(np.load(embeddings_file), embed_texts(model, ["a dog on a beach"], verbose=False), top_k=2)
     expected = ["a dog on a beach"] + [f"  {s:.3f}  {paths[r]}" for r, s in zip(rows[0], scores[0])]
     assert first_output.strip("\n").split("\n")[-3:] == expected

@@ -38,3 +38,16 @@ def test_plot_is_skipped_without_matplotlib(tmp_path, monkeypatch):
     path = tmp_path / "plot.png"
     assert not example.save_similarity_plot(str(path), np.zeros((2, 8, 8, 1)), ["a", "b"], np.eye(2))
     assert not path.exists()
+
+
+def test_plot_shows_every_label_whole(tmp_path):
+    example = load_example("train_from_scratch")
+    texts = [f"a handwritten {name}" for name in example.CLASSNAMES]
+    path = tmp_path / "plot.png"
+    assert example.save_similarity_plot(str(path), np.zeros((10, 8, 8, 1)), texts, np.eye(10))
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("L"))
+    # Nothing is drawn in the outer margin: a label cut at an edge would touch it.
+    margin = 5
+    for edge in (pixels[:, :margin], pixels[:, -margin:], pixels[:margin], pixels[-margin:]):
+        assert edge.min() == 255

@@ -13,6 +13,7 @@ without torchvision, following torchvision's source for PIL inputs:
 
 import functools
 import io
+import os
 import struct
 import zlib
 
@@ -188,3 +189,15 @@ def large_jpeg(width=6000, height=4000, quality=90):
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=quality)
     return buffer.getvalue()
+
+
+def write_photos(folder, count=5):
+    """`count` photographs as PNG and JPEG files under `folder` (one in a subfolder); their sorted paths."""
+    os.makedirs(folder / "sub", exist_ok=True)
+    paths = []
+    for index, pixels in zip(range(count), photographs().values()):
+        fmt = "jpeg" if index % 2 else "png"
+        path = folder / ("sub" if index == 0 else "") / f"photo{index}.{'jpg' if fmt == 'jpeg' else 'png'}"
+        path.write_bytes(encode(pixels, fmt))
+        paths.append(str(path))
+    return sorted(paths)

@@ -2,7 +2,7 @@
 
 OpenAI's tokenizer mixes three Unicode databases: the `regex` module's (its split pattern, compiled
 with IGNORECASE, and `\\s`), Python's own (`str.lower`, `str.strip`, NFC, `re`'s `\\d`) and ftfy's
-tables. `keras_clip/assets/clip_text_tables.json` holds what the in-graph tokenizer needs from
+tables. `keras_clip/text/assets/clip_text_tables.json` holds what the in-graph tokenizer needs from
 them as plain data; this module rebuilds that data from the installed reference packages so a
 test can prove the shipped file is exactly what the reference does, codepoint by codepoint.
 
@@ -18,7 +18,8 @@ import re
 import sys
 import unicodedata
 
-ASSET_PATH = os.path.join(os.path.dirname(__file__), "..", "..", "keras_clip", "assets", "clip_text_tables.json")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ASSET_PATH = os.path.join(ROOT, "keras_clip", "text", "assets", "clip_text_tables.json")
 
 _CODEPOINTS = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
 # Every codepoint once: a one-character pattern's findall over it lists the codepoints it matches.

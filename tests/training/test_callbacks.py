@@ -12,8 +12,8 @@ import tensorflow as tf
 
 import keras_clip
 from keras_clip.evaluation import CorruptImageError, evaluate_retrieval, evaluate_zero_shot
+from keras_clip.models.zero_shot import ZeroShotClassifier
 from keras_clip.training import RetrievalRecall, ZeroShotAccuracy
-from keras_clip.zero_shot import ZeroShotClassifier
 from tests.helpers.caption_files import captioned_photos, corrupt_image, write_caption_dataset
 from tests.helpers.model_inputs import random_images, random_tokens
 from tests.helpers.tiny_models import tiny_clip
@@ -193,11 +193,11 @@ def test_missing_and_corrupt_validation_images(tmp_path, photos):
     assert [os.path.basename(name) for name in callback.results.skipped] == [photos[1].filename]
 
     images = [photos[0].data, corrupt_image("truncated"), photos[2].data]
-    with pytest.raises(CorruptImageError, match="element 1"):
+    with pytest.raises(CorruptImageError, match="the image at index 1"):
         ZeroShotAccuracy(images, [0, 1, 2], CLASSNAMES).evaluate(tiny_clip())
     callback = ZeroShotAccuracy(images, [0, 1, 2], CLASSNAMES, skip_errors=True)
     callback.evaluate(tiny_clip())
-    assert callback.results.skipped == ["element 1"] and callback.results.num_examples == 2
+    assert callback.results.skipped == ["the image at index 1"] and callback.results.num_examples == 2
 
 
 def test_argument_errors(photos):

@@ -1,0 +1,70 @@
+"""Every error keras_clip raises on purpose, in one place.
+
+- `CheckpointError`: a checkpoint file that cannot be read (truncated, corrupt, unsupported);
+  `UnsafeCheckpointError` when its pickle asks for anything but tensors.
+- `StateDictError`: readable weights that do not fit the architecture they describe.
+- `DownloadError`: a download that failed; `ChecksumError` when its bytes are not the published ones.
+- `CorruptImageError`: an image that cannot be read or decoded, with its index and path where known.
+"""
+
+import tensorflow as tf
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read: truncated, corrupt, or of an unsupported format."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A pickle inside a checkpoint asks for something other than tensors (e.g. `posix.system`).
+
+    Nothing from the file is ever executed: the pickle is refused at the first such request.
+    """
+
+
+class StateDictError(ValueError):
+    """Weights that do not fit the CLIP architecture they describe (missing, unexpected or misshapen)."""
+
+
+class DownloadError(RuntimeError):
+    """A checkpoint could not be downloaded completely."""
+
+
+class ChecksumError(DownloadError):
+    """A downloaded checkpoint's SHA256 differs from the published one; the file was not kept."""
+
+
+class CorruptImageError(tf.errors.InvalidArgumentError, ValueError):
+    """An image that could not be read or decoded.
+
+    It is the `tf.errors.InvalidArgumentError` that a graph raises for bad image bytes, raised from
+    Python where the failing item is known: `index` is its position in the batch, dataset or file
+    list, `path` its file (None when it has none). Catching `tf.errors.InvalidArgumentError` (or
+    `ValueError`) catches it too.
+
+    Args:
+        reason: what went wrong, e.g. the decoder's message.
+        index: position of the image in what the caller passed, if known.
+        path: file the image came from, if any.
+    """
+
+    # Keras' layer calls re-create errors to add the call's arguments (losing `index` and `path`) unless this
+    # is set; the message already names the image.
+    _keras_call_info_injected = True
+
+    def __init__(self, reason, index=None, path=None):
+        self.reason = reason
+        self.index = index
+        self.path = path
+        super().__init__(None, None, f"Could not decode {describe_image(index, path)}: {reason}")
+
+    def __reduce__(self):
+        return type(self), (self.reason, self.index, self.path)
+
+
+def describe_image(index=None, path=None):
+    """How messages name an image: its path, else its index, else "the image"."""
+    if path is not None:
+        return str(path)
+    if index is not None:
+        return f"the image at index {index}"
+    return "the image"

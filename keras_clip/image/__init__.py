@@ -1,0 +1,1 @@
+"""Images: decoding, PIL-exact resizing, OpenAI's preprocessing, training augmentation, image files."""

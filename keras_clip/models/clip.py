@@ -1,0 +1,238 @@
+"""The CLIP model: an image tower, a text tower and a learnable temperature."""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from keras_clip.layers.modified_resnet import ModifiedResNet
+from keras_clip.layers.shapes import check_image_shape, check_token_shape
+from keras_clip.layers.text_transformer import TextTransformer
+from keras_clip.layers.vision_transformer import VisionTransformer
+from keras_clip.models.compiled_encoder import CompiledEncoder, is_eager_value
+from keras_clip.models.contrastive_steps import ContrastiveSteps
+from keras_clip.models.presets import get_preset, model_name
+from keras_clip.utils.normalization import l2_normalize
+
+MAX_LOGIT_SCALE = math.log(100.0)
+# XLA for the eager encode_image / encode_text graphs. Off by default: the plain graph already runs at
+# 84-85% of this CPU's float32 matmul peak; XLA adds 7% (ViT images) to 18% (text) but is slower on
+# ModifiedResNet images and compiles each new batch shape (~0.7 s per shape on ViT-B/32).
+JIT_COMPILE_INFERENCE = False
+
+
+@keras.saving.register_keras_serializable(package="keras_clip")
+class MaxValue(keras.constraints.Constraint):
+    """Clips a weight to at most `max_value` after every optimizer update."""
+
+    def __init__(self, max_value):
+        self.max_value = max_value
+
+    def __call__(self, w):
+        return ops.minimum(w, ops.cast(self.max_value, w.dtype))
+
+    def get_config(self):
+        return {"max_value": self.max_value}
+
+
+@keras.saving.register_keras_serializable(package="keras_clip")
+class CLIP(ContrastiveSteps, keras.Model):
+    """Contrastive Language-Image Pre-training model, with OpenAI's constructor arguments.
+
+    Args:
+        embed_dim: size of the shared image/text embedding.
+        image_resolution: height and width of the square input images.
+        vision_layers: an int (ViT depth) for a VisionTransformer image tower, or four ints
+            (blocks per stage) for a ModifiedResNet.
+        vision_width: ViT width, or the ResNet's stem width.
+        vision_patch_size: ViT patch size (ignored, may be None, for a ResNet).
+        context_length: text positions (77).
+        vocab_size: token ids (49408).
+        transformer_width: text transformer width.
+        transformer_heads: text transformer heads.
+        transformer_layers: text transformer depth.
+
+    Inputs of `call`: `{"images": float32 [N, R, R, 3], "tokens": int32 [M, context_length]}`;
+    outputs `(logits_per_image [N, M], logits_per_text [M, N])`.
+
+    `model.compile(optimizer)` then `model.fit(dataset)` trains with CLIP's contrastive loss on
+    batches `{"images": ..., "tokens": ...}` (see `keras_clip.training`); `logit_scale` is clamped
+    to at most ln(100) after every update.
+
+    Example:
+    >>> model = keras_clip.create_model("ViT-B/32")
+    >>> images = keras_clip.ImagePreprocessor(224)(photos)
+    >>> logits_per_image, _ = model({"images": images, "tokens": keras_clip.tokenize(["a dog"])})
+    """
+
+    def __init__(
+        self,
+        embed_dim,
+        image_resolution,
+        vision_layers,
+        vision_width,
+        vision_patch_size,
+        context_length,
+        vocab_size,
+        transformer_width,
+        transformer_heads,
+        transformer_layers,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.embed_dim = embed_dim
+        self.image_resolution = image_resolution
+        self.vision_layers = tuple(vision_layers) if isinstance(vision_layers, (tuple, list)) else vision_layers
+        self.vision_width = vision_width
+        self.vision_patch_size = vision_patch_size
+        self.context_length = context_length
+        self.vocab_size = vocab_size
+        self.transformer_width = transformer_width
+        self.transformer_heads = transformer_heads
+        self.transformer_layers = transformer_layers
+        policy = self.dtype_policy
+        if self.is_resnet:
+            self.visual = ModifiedResNet(
+                layers=self.vision_layers,
+                output_dim=embed_dim,
+                num_heads=vision_width * 32 // 64,
+                image_resolution=image_resolution,
+                width=vision_width,
+                name="visual",
+                dtype=policy,
+            )
+        else:
+            self.visual = VisionTransformer(
+                image_resolution=image_resolution,
+                patch_size=vision_patch_size,
+                width=vision_width,
+                num_layers=vision_layers,
+                num_heads=vision_width // 64,
+                output_dim=embed_dim,
+                name="visual",
+                dtype=policy,
+            )
+        self.text = TextTransformer(
+            context_length=context_length,
+            vocab_size=vocab_size,
+            width=transformer_width,
+            num_heads=transformer_heads,
+            num_layers=transformer_layers,
+            output_dim=embed_dim,
+            name="text",
+            dtype=policy,
+        )
+        self.visual.build((None, image_resolution, image_resolution, 3))
+        self.text.build((None, context_length))
+        self.logit_scale = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(math.log(1 / 0.07)),
+            constraint=MaxValue(MAX_LOGIT_SCALE),
+            name="logit_scale",
+        )
+        self._create_contrastive_metrics()
+        self.built = True
+
+    #: Compile the eager inference graphs with XLA: set True on an instance for long embedding runs
+    #: of one batch size (see benchmarks/inference.py); set before the first encode call.
+    jit_compile_inference = JIT_COMPILE_INFERENCE
+
+    @property
+    def is_resnet(self):
+        return isinstance(self.vision_layers, tuple)
+
+    def _compiled(self, tower):
+        """The cached CompiledEncoder of "visual" or "text" (created on first eager call)."""
+        encoders = self.__dict__.setdefault("_compiled_encoders", {})
+        if tower not in encoders:
+            if tower == "visual":
+                resolution = self.image_resolution
+                spec = tf.TensorSpec((None, resolution, resolution, 3), tf.float32)
+            else:
+                spec = tf.TensorSpec((None, self.context_length), tf.int32)
+            encoders[tower] = CompiledEncoder(
+                getattr(self, tower), spec, self.embed_dim, self.jit_compile_inference, trim_tokens=tower == "text"
+            )
+        return encoders[tower]
+
+    def encode_image(self, images, normalize=False, training=False):
+        """Image embeddings [N, embed_dim], float32; L2-normalised with `normalize=True`.
+
+        Not normalised by default, as OpenAI's `encode_image`. Eager calls (numpy arrays, eager
+        tensors) run a compiled graph cached on the model; inside `tf.function`, `fit` or a
+        SavedModel the tower is called directly.
+        """
+        if not training and is_eager_value(images):
+            images = images if hasattr(images, "shape") else np.asarray(images, np.float32)
+            check_image_shape(images.shape, self.image_resolution, "encode_image")
+            features = self._compiled("visual")(images)
+        else:
+            features = ops.cast(self.visual(images, training=training), "float32")
+        return l2_normalize(features) if normalize else features
+
+    def encode_text(self, tokens, normalize=False, training=False):
+        """Text embeddings [N, embed_dim], float32; L2-normalised with `normalize=True`.
+
+        Not normalised by default, as OpenAI's `encode_text`. Eager calls run a compiled graph
+        cached on the model, like `encode_image`.
+        """
+        if not training and is_eager_value(tokens):
+            tokens = tokens if hasattr(tokens, "shape") else np.asarray(tokens, np.int32)
+            check_token_shape(tokens.shape, self.context_length)
+            features = self._compiled("text")(tokens)
+        else:
+            features = ops.cast(self.text(tokens, training=training), "float32")
+        return l2_normalize(features) if normalize else features
+
+    def lock_image_tower(self):
+        """Freeze the image tower (LiT: train the text tower against fixed image features)."""
+        self.visual.trainable = False
+
+    def lock_text_tower(self):
+        """Freeze the text tower (train the image tower against fixed text features)."""
+        self.text.trainable = False
+
+    def logits(self, image_features, text_features):
+        """Scaled cosine similarities `(logits_per_image, logits_per_text)` of unnormalised features."""
+        scale = ops.exp(ops.cast(self.logit_scale, "float32"))
+        logits_per_image = scale * ops.matmul(l2_normalize(image_features), ops.transpose(l2_normalize(text_features)))
+        return logits_per_image, ops.transpose(logits_per_image)
+
+    def call(self, inputs, training=False):
+        image_features = self.encode_image(inputs["images"], training=training)
+        text_features = self.encode_text(inputs["tokens"], training=training)
+        return self.logits(image_features, text_features)
+
+    def get_config(self):
+        vision_layers = list(self.vision_layers) if self.is_resnet else self.vision_layers
+        return {
+            "name": self.name,
+            "embed_dim": self.embed_dim,
+            "image_resolution": self.image_resolution,
+            "vision_layers": vision_layers,
+            "vision_width": self.vision_width,
+            "vision_patch_size": self.vision_patch_size,
+            "context_length": self.context_length,
+            "vocab_size": self.vocab_size,
+            "transformer_width": self.transformer_width,
+            "transformer_heads": self.transformer_heads,
+            "transformer_layers": self.transformer_layers,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+        }
+
+
+def create_model(name, **overrides):
+    """A randomly initialised CLIP with the architecture of a released model.
+
+    Args:
+        name: one of `keras_clip.available_models()`, e.g. "ViT-B/32".
+        **overrides: constructor arguments to change (e.g. `dtype="mixed_bfloat16"`).
+
+    Example:
+    >>> model = keras_clip.create_model("RN50")
+    """
+    config = dict(get_preset(name).architecture, name=model_name(name))
+    config.update(overrides)
+    return CLIP(**config)

@@ -1,0 +1,75 @@
+"""Cosine search over embeddings, and the side-car file that says what each row of an embeddings file is."""
+
+import json
+import os
+
+import numpy as np
+
+from keras_clip.utils.atomic_files import save_json
+from keras_clip.utils.normalization import l2_normalize
+
+
+def search(embeddings, query_embeddings, top_k=5):
+    """Cosine top-k: for each query row, `(indices, scores)` of the most similar embedding rows.
+
+    Args:
+        embeddings: [N, D] embeddings to search (normalised here).
+        query_embeddings: [Q, D] queries.
+        top_k: rows returned per query (at most N).
+
+    Returns:
+        `(indices, scores)`, int [Q, k] and float32 [Q, k], most similar first.
+
+    Example:
+    >>> rows, scores = keras_clip.search(image_embeddings, keras_clip.embed_texts(model, ["a dog"]), top_k=3)
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+    embeddings, queries = np.asarray(embeddings, np.float32), np.asarray(query_embeddings, np.float32)
+    if embeddings.ndim != 2 or queries.ndim != 2 or embeddings.shape[1] != queries.shape[1]:
+        raise ValueError(
+            f"embeddings [N, D] and queries [Q, D] must share D; got shapes {embeddings.shape} and {queries.shape}"
+        )
+    scores = np.asarray(l2_normalize(queries)) @ np.asarray(l2_normalize(embeddings)).T
+    top_k = min(int(top_k), scores.shape[1])
+    indices = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
+    return indices, np.take_along_axis(scores, indices, axis=1)
+
+
+def index_path(embeddings_path):
+    """`photos.npy` -> `photos.json`: where the paths and model of an embeddings file are kept."""
+    return os.path.splitext(os.fspath(embeddings_path))[0] + ".json"
+
+
+def write_index(embeddings_path, paths, model_source):
+    """Writes the side-car JSON of an embeddings file: which model made it and each row's file."""
+    save_json(index_path(embeddings_path), {"model": model_source, "paths": list(paths)})
+
+
+def read_index(embeddings_path):
+    """`(embeddings, paths, model source)` of an embeddings file and its side-car JSON, checked.
+
+    Raises:
+        FileNotFoundError: the `.npy` or its `.json` is missing.
+        ValueError: either file is corrupt, or they disagree (rows vs paths).
+    """
+    embeddings_path = os.fspath(embeddings_path)
+    sidecar = index_path(embeddings_path)
+    for path in (embeddings_path, sidecar):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} does not exist (write both files with `keras-clip embed`)")
+    try:
+        embeddings = np.load(embeddings_path, allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise ValueError(f"{embeddings_path} is not a readable .npy file: {error}") from None
+    if embeddings.ndim != 2 or not np.issubdtype(embeddings.dtype, np.floating):
+        raise ValueError(f"{embeddings_path} holds {embeddings.dtype} {embeddings.shape}, not float embeddings [N, D]")
+    try:
+        with open(sidecar, encoding="utf-8") as file:
+            index = json.load(file)
+        paths, model_source = list(index["paths"]), index["model"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{sidecar} is not an embeddings index (JSON with 'model' and 'paths'): {error}") from None
+    if len(paths) != len(embeddings):
+        raise ValueError(f"{embeddings_path} has {len(embeddings)} rows but {sidecar} lists {len(paths)} paths")
+    return embeddings, paths, model_source
