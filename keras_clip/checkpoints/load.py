@@ -214,7 +214,7 @@ def load(name_or_path, cache_dir=None, dtype=None, verbose=True):
 
     Example:
     >>> model, preprocess = keras_clip.load("ViT-B/32")
-    >>> image_features = model.encode_image(preprocess(images))
+    >>> image_features = model.encode_image(preprocess(photos))
     >>> half_model, _ = keras_clip.load("ViT-B/32", dtype="bfloat16")
     """
     model = load_model(name_or_path, cache_dir=cache_dir, verbose=verbose, dtype=dtype)

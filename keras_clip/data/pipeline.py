@@ -47,6 +47,8 @@ def prepare_example(image, captions, seed, image_resolution, augment=True, path=
 
     Example:
     >>> image, caption = prepare_example(tf.io.read_file("cat.jpg"), ["a cat", "a pet"], [1, 2], 224)
+    >>> image.shape
+    TensorShape([224, 224, 3])
     """
     captions = tf.reshape(tf.convert_to_tensor(captions, tf.string), [-1])
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
@@ -230,7 +232,7 @@ def caption_dataset(
     Example:
     >>> state = keras_clip.data.CaptionDatasetState()
     >>> dataset = keras_clip.data.caption_dataset("photos/captions.csv", 224, batch_size=64, seed=0, state=state)
-    >>> model.fit(dataset, epochs=10, callbacks=[keras_clip.data.SkippedImagesReport(state)])
+    >>> history = model.fit(dataset, epochs=1, callbacks=[keras_clip.data.SkippedImagesReport(state)])
     """
     image_resolution = _positive_int(image_resolution, "image_resolution")
     batch_size = _positive_int(batch_size, "batch_size")

@@ -24,7 +24,7 @@ class SkippedImages:
     Example:
     >>> state = keras_clip.data.CaptionDatasetState()
     >>> dataset = keras_clip.data.caption_dataset("captions.csv", 224, 64, state=state)
-    >>> for batch in dataset: ...
+    >>> for batch in dataset: pass
     >>> state.skipped_images.count
     3
     """
@@ -73,7 +73,9 @@ class SkippedImagesReport(keras.callbacks.Callback):
     Example:
     >>> state = keras_clip.data.CaptionDatasetState()
     >>> dataset = keras_clip.data.caption_dataset("captions.csv", 224, 64, state=state)
-    >>> model.fit(dataset, epochs=10, callbacks=[keras_clip.data.SkippedImagesReport(state)])
+    >>> history = model.fit(dataset, epochs=2, callbacks=[keras_clip.data.SkippedImagesReport(state)])
+    >>> history.history["skipped_images"]
+    [3, 3]
     """
 
     def __init__(self, state, log_key="skipped_images"):

@@ -37,7 +37,8 @@ class CaptionIndex:
     """Images and where their captions are: a list each, one entry per image.
 
     Attributes:
-        image_paths: image file paths (absolute, or as given when already absolute or a URL like gs://).
+        image_paths: image file paths; relative ones in a caption file are joined to its folder (or `image_root`),
+            absolute ones and URLs like gs:// are kept as given.
         captions: for caption files, each image's captions (a list of one or more strings); else None.
         caption_files: for folders, each image's side-car `.txt` path (one caption per non-empty line);
             else None.
@@ -105,7 +106,7 @@ def read_caption_index(source, format=None, image_column=None, caption_column=No
     Example:
     >>> index = read_caption_index("captions.csv")
     >>> index.image_paths[0], index.captions[0]
-    ('/data/photos/0001.jpg', ['a dog on a beach'])
+    ('photos/0001.jpg', ['a dog on a beach'])
     """
     format = format or infer_format(source)
     source = os.fspath(source)

@@ -21,8 +21,10 @@ class CaptionDatasetState:
 
     Example:
     >>> state = keras_clip.data.CaptionDatasetState()
-    >>> train = keras_clip.data.caption_dataset("captions.csv", 224, batch_size=64, seed=0, state=state)
-    >>> model.fit(train, epochs=3, callbacks=[keras_clip.data.SkippedImagesReport(state)])
+    >>> train = keras_clip.data.caption_dataset("train.csv", 224, batch_size=64, seed=0, state=state)
+    >>> history = model.fit(train, epochs=2, callbacks=[keras_clip.data.SkippedImagesReport(state)])
+    >>> int(state.epoch.numpy())
+    2
     >>> state.skipped_images.count
     0
     """

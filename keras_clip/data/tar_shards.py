@@ -61,7 +61,10 @@ def tar_members(archive):
         keeps the bytes that are there.
 
     Example:
-    >>> names, offsets, sizes = tar_members(tf.io.read_file("shard-000.tar"))
+    >>> archive = tf.io.read_file("shard-000.tar")
+    >>> names, offsets, sizes = tar_members(archive)
+    >>> names[:2].numpy()
+    array([b'0001.jpg', b'0001.txt'], dtype=object)
     >>> first = tf.strings.substr(archive, offsets[0], sizes[0])
     """
     archive = tf.convert_to_tensor(archive, tf.string)

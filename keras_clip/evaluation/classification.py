@@ -81,8 +81,10 @@ def evaluate_zero_shot(model, dataset, classnames=None, templates=IMAGENET_TEMPL
         `ZeroShotResults` (`top1`, `top5`, `per_class_table()`, `confusion_matrix()`, ...).
 
     Example:
+    >>> dataset = tf.data.Dataset.from_tensor_slices((jpeg_bytes, labels))  # label 0: cat, 1: dog
     >>> results = evaluate_zero_shot(model, dataset, classnames=["cat", "dog"], templates="simple")
     >>> print(results.summary())
+    dataset: top-1 ...%, top-5 100.00% over 8 images, 2 classes
     """
     if classnames is None:
         if not isinstance(model, ZeroShotClassifier):
@@ -109,6 +111,8 @@ def evaluate_image_folder(model, directory, classnames=None, templates=IMAGENET_
     Example:
     >>> results = evaluate_image_folder(model, "pets/", templates="a photo of a {}, a type of pet.")
     >>> print(results.per_class_table(sort_by="accuracy"))
+    class       images    top-1    top-5  most confused with
+    ...
     """
     source = image_folder(directory)
     if classnames is not None:
@@ -134,7 +138,11 @@ def evaluate_tfds(model, name, split="test", data_dir=None, download=False, clas
         classnames, templates, batch_size, skip_errors, verbose: as in `evaluate_zero_shot`.
 
     Example:
-    >>> results = evaluate_tfds(model, "imagenet_v2", split="test", classnames=keras_clip.IMAGENET_CLASSNAMES)
+    >>> results = evaluate_tfds(model, "imagenet_v2", split="test",  # needs ImageNet-V2 prepared (download=True)
+    ...                         classnames=keras_clip.IMAGENET_CLASSNAMES)  # doctest: +SKIP
+    >>> results = evaluate_tfds(model, "tiny_photos", data_dir="tensorflow_datasets/")  # a dataset prepared in data_dir
+    >>> print(results.summary())
+    tiny_photos test: top-1 ...%, top-5 100.00% over 5 images, 3 classes
     """
     source = tfds_split(name, split, data_dir, download, image_key, label_key)
     if classnames is not None:

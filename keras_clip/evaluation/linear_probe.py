@@ -236,6 +236,7 @@ def evaluate_linear_probe(model, train_dataset, test_dataset, validation_dataset
     Example:
     >>> results = evaluate_linear_probe(model, train, test)
     >>> print(results.summary())
+    linear probe: test accuracy ...% at L2 penalty ... (validation accuracy ...%, ... values tried)
     """
     options = dict(batch_size=batch_size, skip_errors=skip_errors, verbose=verbose)
     train = extract_image_features(model, train_dataset, **options)

@@ -18,10 +18,12 @@ class ZeroShotResults:
         description: what was evaluated (a folder, a TFDS split, ...).
 
     Example:
-    >>> results = keras_clip.evaluation.evaluate_image_folder(model, "photos/")
-    >>> results.top1, results.top5
+    >>> results = keras_clip.evaluation.evaluate_image_folder(model, "pets/")
+    >>> results.top1, results.top5  # e.g. (0.87, 0.98)
     >>> print(results.per_class_table())
-    >>> results.plot_confusion_matrix("confusion.png")
+    class       images    top-1    top-5  most confused with
+    ...
+    >>> figure = results.plot_confusion_matrix("confusion.png")
     """
 
     classnames: list

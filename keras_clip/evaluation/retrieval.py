@@ -119,6 +119,7 @@ def evaluate_retrieval(model, dataset, ks=DEFAULT_KS, batch_size=64, skip_errors
     Example:
     >>> pairs = tf.data.Dataset.from_tensor_slices((jpeg_bytes, captions))
     >>> print(evaluate_retrieval(model, pairs).summary())
+    image->text R@1 ...%, ..., text->image R@10 ...% (8 images, 8 captions)
     """
     spec = dataset.element_spec
     if isinstance(spec, dict):

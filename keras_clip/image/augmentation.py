@@ -103,9 +103,12 @@ def augment_image(
         is encoded or uint8).
 
     Example:
+    >>> encoded_images = tf.data.Dataset.list_files("photos/*.jpg").map(tf.io.read_file)
     >>> seeds = tf.data.Dataset.random(seed=0).batch(2)
     >>> dataset = tf.data.Dataset.zip(encoded_images, seeds).map(
     ...     lambda data, seed: augment_image(data, 224, seed), num_parallel_calls=tf.data.AUTOTUNE)
+    >>> next(iter(dataset)).shape
+    TensorShape([224, 224, 3])
     """
     image = tf.convert_to_tensor(image)
     if image.dtype == tf.string:
@@ -148,7 +151,8 @@ class TrainingAugmentation(keras.layers.Layer):
 
     Example:
     >>> augment = TrainingAugmentation(224, seed=1)
-    >>> dataset = dataset.batch(64).map(lambda batch: {"images": augment(batch["jpeg"]), "tokens": batch["tokens"]})
+    >>> pairs = tf.data.Dataset.from_tensor_slices({"jpeg": jpeg_bytes, "tokens": keras_clip.tokenize(captions)})
+    >>> dataset = pairs.batch(64).map(lambda batch: {"images": augment(batch["jpeg"]), "tokens": batch["tokens"]})
     """
 
     def __init__(

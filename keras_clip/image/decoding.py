@@ -39,6 +39,8 @@ def decode_image(data, index=None, path=None):
 
     Example:
     >>> pixels = decode_image(tf.io.read_file("cat.jpg"), path="cat.jpg")
+    >>> pixels.shape, pixels.dtype
+    (TensorShape([300, 451, 3]), tf.uint8)
     """
     data = tf.convert_to_tensor(data, tf.string)
     if data.shape.rank != 0:

@@ -118,6 +118,8 @@ def preprocess_image(images, image_resolution, parallel_iterations=DEFAULT_PARAL
     Example:
     >>> dataset = tf.data.Dataset.list_files("photos/*.jpg").map(tf.io.read_file)
     >>> dataset = dataset.map(lambda data: preprocess_image(data, 224)).batch(32)
+    >>> next(iter(dataset)).shape
+    TensorShape([32, 224, 224, 3])
     """
     images = tf.convert_to_tensor(images)
     if images.dtype == tf.string:

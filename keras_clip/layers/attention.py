@@ -52,7 +52,7 @@ class FusedSelfAttention(keras.layers.Layer):
     Example:
     >>> attention = FusedSelfAttention(width=64, num_heads=4, causal=True)
     >>> attention(np.zeros((2, 10, 64))).shape
-    (2, 10, 64)
+    TensorShape([2, 10, 64])
     """
 
     def __init__(self, width, num_heads, causal=False, **kwargs):

@@ -22,7 +22,7 @@ class AttentionPool2d(keras.layers.Layer):
     Example:
     >>> pool = AttentionPool2d(spatial_dim=7, embed_dim=128, num_heads=2, output_dim=64)
     >>> pool(np.zeros((2, 7, 7, 128))).shape
-    (2, 64)
+    TensorShape([2, 64])
     """
 
     def __init__(self, spatial_dim, embed_dim, num_heads, output_dim=None, **kwargs):

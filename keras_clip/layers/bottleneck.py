@@ -35,7 +35,7 @@ class Bottleneck(keras.layers.Layer):
     Example:
     >>> block = Bottleneck(inplanes=64, planes=16, stride=2)
     >>> block(np.zeros((1, 8, 8, 64))).shape
-    (1, 4, 4, 64)
+    TensorShape([1, 4, 4, 64])
     """
 
     expansion = 4

@@ -23,7 +23,7 @@ class ModifiedResNet(keras.layers.Layer):
     >>> tower = ModifiedResNet(layers=(1, 1, 1, 1), output_dim=32, num_heads=2,
     ...                        image_resolution=64, width=8)
     >>> tower(np.zeros((2, 64, 64, 3))).shape
-    (2, 32)
+    TensorShape([2, 32])
     """
 
     def __init__(self, layers, output_dim, num_heads, image_resolution=224, width=64, **kwargs):

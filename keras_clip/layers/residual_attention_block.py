@@ -20,7 +20,7 @@ class ResidualAttentionBlock(keras.layers.Layer):
     Example:
     >>> block = ResidualAttentionBlock(width=64, num_heads=4)
     >>> block(np.zeros((2, 10, 64))).shape
-    (2, 10, 64)
+    TensorShape([2, 10, 64])
     """
 
     def __init__(self, width, num_heads, causal=False, **kwargs):

@@ -27,7 +27,7 @@ class TextTransformer(keras.layers.Layer):
     >>> tower = TextTransformer(context_length=77, vocab_size=49408, width=64, num_heads=1,
     ...                         num_layers=2, output_dim=32)
     >>> tower(np.zeros((2, 77), "int32")).shape
-    (2, 32)
+    TensorShape([2, 32])
     """
 
     def __init__(self, context_length, vocab_size, width, num_heads, num_layers, output_dim, **kwargs):

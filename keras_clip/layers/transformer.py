@@ -18,7 +18,7 @@ class Transformer(keras.layers.Layer):
     Example:
     >>> stack = Transformer(width=64, num_layers=2, num_heads=4, causal=True)
     >>> stack(np.zeros((2, 77, 64))).shape
-    (2, 77, 64)
+    TensorShape([2, 77, 64])
     """
 
     def __init__(self, width, num_layers, num_heads, causal=False, **kwargs):

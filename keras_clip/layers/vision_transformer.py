@@ -24,7 +24,7 @@ class VisionTransformer(keras.layers.Layer):
     >>> tower = VisionTransformer(image_resolution=32, patch_size=8, width=64, num_layers=2,
     ...                           num_heads=1, output_dim=32)
     >>> tower(np.zeros((2, 32, 32, 3))).shape
-    (2, 32)
+    TensorShape([2, 32])
     """
 
     def __init__(self, image_resolution, patch_size, width, num_layers, num_heads, output_dim, **kwargs):

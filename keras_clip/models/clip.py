@@ -65,6 +65,8 @@ class CLIP(ContrastiveSteps, keras.Model):
     >>> model = keras_clip.create_model("ViT-B/32")
     >>> images = keras_clip.ImagePreprocessor(224)(photos)
     >>> logits_per_image, _ = model({"images": images, "tokens": keras_clip.tokenize(["a dog"])})
+    >>> logits_per_image.shape
+    TensorShape([2, 1])
     """
 
     def __init__(

@@ -83,8 +83,8 @@ class ZeroShotClassifier(keras.Model):
     Example:
     >>> model, preprocess = keras_clip.load("ViT-B/32")
     >>> classifier = keras_clip.ZeroShotClassifier(model, ["cat", "dog", "car"], templates="simple")
-    >>> classifier.predict_labels(preprocess(tf.io.read_file("cat.jpg")[None]), top_k=2)
-    [[('cat', 0.97...), ('dog', 0.02...)]]
+    >>> images = preprocess(tf.io.read_file("cat.jpg")[None])
+    >>> classifier.predict_labels(images, top_k=2)  # e.g. [[('cat', 0.97), ('dog', 0.02)]] with OpenAI's weights
     >>> classifier.save("cat_dog_car.keras")
     """
 

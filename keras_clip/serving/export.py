@@ -137,6 +137,7 @@ def export_saved_model(obj, export_dir, top_k=5):
     Example:
     >>> model, _ = keras_clip.load("ViT-B/32")
     >>> keras_clip.export_saved_model(model, "models/clip/1")
+    '.../models/clip/1'
     """
     if not isinstance(obj, (CLIP, ZeroShotClassifier)):
         raise TypeError(f"export_saved_model takes a keras_clip.CLIP or ZeroShotClassifier, got {type(obj).__name__}")

@@ -21,7 +21,10 @@ def search(embeddings, query_embeddings, top_k=5):
         `(indices, scores)`, int [Q, k] and float32 [Q, k], most similar first.
 
     Example:
+    >>> image_embeddings = keras_clip.embed_images(model, "photos/")
     >>> rows, scores = keras_clip.search(image_embeddings, keras_clip.embed_texts(model, ["a dog"]), top_k=3)
+    >>> rows.shape, scores.shape
+    ((1, 3), (1, 3))
     """
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
         raise ValueError(f"top_k must be a positive int, got {top_k!r}")

@@ -84,9 +84,9 @@ class ZeroShotAccuracy(EpochEvaluation):
 
     Example:
     >>> zero_shot = keras_clip.training.ZeroShotAccuracy(val_images, val_labels, ["cat", "dog"])
-    >>> stop = keras.callbacks.EarlyStopping("val_zero_shot_top1", mode="max", patience=3)
+    >>> stop = keras.callbacks.EarlyStopping("val_zero_shot_top1", mode="max", patience=1)
     >>> history = model.fit(dataset, epochs=20, callbacks=[zero_shot, stop])
-    >>> history.history["val_zero_shot_top1"]
+    >>> history.history["val_zero_shot_top1"]  # e.g. [0.62, 0.71, 0.7]: stopped after the first epoch without progress
     """
 
     def __init__(self, data, labels=None, classnames=None, templates="simple", top_k=(1, 5), prefix="val_",
@@ -167,7 +167,8 @@ class RetrievalRecall(EpochEvaluation):
     Example:
     >>> recall = keras_clip.training.RetrievalRecall("validation.csv", ks=(1, 5))
     >>> backup = keras.callbacks.BackupAndRestore("backup/")
-    >>> model.fit(keras_clip.data.caption_dataset("train.csv", 224, 64), epochs=5, callbacks=[recall, backup])
+    >>> train = keras_clip.data.caption_dataset("train.csv", 224, 64)
+    >>> history = model.fit(train, epochs=1, callbacks=[recall, backup])
     """
 
     def __init__(self, data, captions=None, ks=(1, 5, 10), prefix="val_", batch_size=64, skip_errors=False,
