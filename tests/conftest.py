@@ -7,6 +7,23 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 
+_BACKGROUND_JOBS = pytest.StashKey()
+
+
+def pytest_collection_finish(session):
+    """Starts the background jobs of the collected tests (tests/helpers/background.py)."""
+    from tests.helpers import background
+
+    if not session.config.option.collectonly:
+        session.config.stash[_BACKGROUND_JOBS] = jobs = background.jobs_of(session.items)
+        background.run_one_after_another(jobs)
+
+
+def pytest_sessionfinish(session):
+    for job in session.config.stash.get(_BACKGROUND_JOBS, []):
+        job.stop()
+
+
 @pytest.fixture(autouse=True)
 def _float32_policy():
     """Every test starts and ends with the float32 dtype policy, whatever it set."""

@@ -1,7 +1,6 @@
 """weights_conversion/convert.py and verify.py, run as a user would."""
 
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -9,16 +8,19 @@ import pytest
 
 from keras_clip.checkpoints.load import load_model
 from tests.helpers import checkpoint_files
+from tests.helpers.background import Job
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _run(script, *args):
+def _job(script, *args):
+    """The script as a tests/helpers/background.py Job."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
-    return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "weights_conversion", script), *args],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600,
-    )
+    return Job([sys.executable, os.path.join(ROOT, "weights_conversion", script), *args], env=env, cwd=ROOT)
+
+
+def _run(script, *args):
+    return _job(script, *args).result(600)
 
 
 @pytest.mark.parametrize("script, words", [("convert.py", [".keras", ".weights.h5", "safetensors"]),
@@ -52,10 +54,20 @@ def test_convert_then_verify(torchscript_file, tmp_path):
     assert result.stdout.count(" ok") == 3 and "encode_image" in result.stdout
 
 
-def test_verify_reports_a_wrong_model(torchscript_file, tmp_path):
+@pytest.fixture(scope="module", autouse=True)
+def wrong_model_verification(torchscript_file, tmp_path_factory):
+    """verify.py of another model's weights, started before the module's first test to run beside the others."""
+    folder = tmp_path_factory.mktemp("wrong_model")
     _, other = checkpoint_files.reference_state_dict(checkpoint_files.SMALL_VIT, seed=31)
-    wrong = checkpoint_files.write_safetensors(str(tmp_path / "other.safetensors"), other)
-    result = _run("verify.py", torchscript_file, "--keras-file", wrong, "--cache-dir", str(tmp_path / "cache"))
+    wrong = checkpoint_files.write_safetensors(str(folder / "other.safetensors"), other)
+    job = _job("verify.py", torchscript_file, "--keras-file", wrong, "--cache-dir", str(folder / "cache"))
+    job.start()
+    yield job
+    job.stop()
+
+
+def test_verify_reports_a_wrong_model(wrong_model_verification):
+    result = wrong_model_verification.result(600)
     assert result.returncode == 1
     assert "EXCEEDS TOLERANCE" in result.stdout
 

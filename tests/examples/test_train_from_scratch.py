@@ -1,13 +1,20 @@
 """examples/train_from_scratch.py: a small CLIP trained on scikit-learn's digits classifies unseen digits zero-shot."""
 
+import os
+import re
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from tests.helpers.example_scripts import load_example
+from tests.helpers.background import Job
+from tests.helpers.example_scripts import EXAMPLES, load_example
+
+EXAMPLE = os.path.join(EXAMPLES, "train_from_scratch.py")
 
 
+@pytest.mark.full_size
 def test_digits_reach_90_percent_zero_shot_accuracy(tmp_path, capsys):
     example = load_example("train_from_scratch")
     plot = tmp_path / "similarity.png"
@@ -17,6 +24,28 @@ def test_digits_reach_90_percent_zero_shot_accuracy(tmp_path, capsys):
     assert f"Zero-shot accuracy on 450 held-out digits: {100 * accuracy:.1f}%" in output
     assert "val_zero_shot_top1" in output  # the ZeroShotAccuracy callback's number, in the progress lines
     with Image.open(plot) as image:
+        assert image.format == "PNG" and min(image.size) > 300
+
+
+# The demo end to end, as a user runs it, in 5 epochs of 4 steps (the ZeroShotAccuracy callback reports every
+# 5th epoch); in the background from the start of the run.
+SHORT_RUN = Job([sys.executable, EXAMPLE, "--epochs", "5", "--batch-size", "256", "--plot", "{folder}/similarity.png"],
+                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+
+
+@pytest.mark.background(SHORT_RUN)
+def test_a_short_run_trains_reports_and_plots():
+    process = SHORT_RUN.result()
+    assert process.returncode == 0, process.stderr[-3000:]
+    output = process.stdout
+    accuracy = float(re.search(r"Zero-shot accuracy on 450 held-out digits: ([0-9.]+)%", output).group(1))
+    assert 0.0 <= accuracy <= 100.0
+    epochs = [line for line in output.splitlines() if line.startswith("4/4 - ")]  # 4 steps of 256 per epoch
+    assert len(epochs) == 5
+    losses = [float(re.search(r" loss: ([0-9.]+)", line).group(1)) for line in epochs]
+    assert losses[-1] < losses[0], losses
+    assert 0.0 <= float(re.search(r"val_zero_shot_top1: ([0-9.]+)", epochs[-1]).group(1)) <= 1.0
+    with Image.open(os.path.join(SHORT_RUN.folder, "similarity.png")) as image:
         assert image.format == "PNG" and min(image.size) > 300
 
 

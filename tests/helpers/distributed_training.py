@@ -1,29 +1,39 @@
 """Train a tiny CLIP for a few steps under a given tf.distribute setting; run as a subprocess.
 
-    python -m tests.helpers.distributed_training MODE OUTPUT.npz
+    python -m tests.helpers.distributed_training MODE FOLDER
 
-MODE: "single" (one device, global batch), "mirrored" (2 logical CPUs, CLIP's loss),
-"mirrored_naive" (2 logical CPUs, per-replica negatives only), "multiworker" (one worker of a
-MultiWorkerMirroredStrategy; TF_CONFIG names the cluster). Writes the loss of every step and
-the final weights. A subprocess because logical devices must be set before TensorFlow starts.
+MODE "local" trains three times in one process and writes FOLDER/<name>.npz for each of LOCAL_RUNS:
+"single" (one device, global batch), "mirrored" (2 logical CPUs, CLIP's loss) and "mirrored_naive"
+(2 logical CPUs, per-replica negatives only). MODE "cluster" starts two worker processes of a
+MultiWorkerMirroredStrategy on free local ports and waits for them; each writes FOLDER/worker<i>.npz.
+Each file holds the loss of every step and the final weights. Subprocesses because logical devices
+must be set before TensorFlow starts (and a cluster needs its processes).
 """
 
+import json
 import os
+import socket
+import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 GLOBAL_BATCH = 16
 STEPS = 3
+LOCAL_RUNS = ("single", "mirrored", "mirrored_naive")
+WORKERS = 2
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def dataset():
+    import tensorflow as tf
+
     from tests.helpers.model_inputs import random_images, random_tokens
 
-    examples = {"images": random_images(GLOBAL_BATCH * STEPS, 32, seed=7), "tokens": random_tokens(GLOBAL_BATCH * STEPS, seed=7)}
+    count = GLOBAL_BATCH * STEPS
+    examples = {"images": random_images(count, 32, seed=7), "tokens": random_tokens(count, seed=7)}
     data = tf.data.Dataset.from_tensor_slices(examples).batch(GLOBAL_BATCH)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -66,19 +76,60 @@ def train(strategy, global_negatives=True):
     return recorder.losses(), [np.asarray(w) for w in model.get_weights()]
 
 
+def save(output, strategy, global_negatives=True):
+    losses, weights = train(strategy, global_negatives)
+    np.savez(output, losses=losses, replicas=strategy.num_replicas_in_sync, *weights)
+
+
+def results(path):
+    """(losses, number of replicas, weights) of a file written by `save`."""
+    with np.load(path) as data:
+        weights = [data[f"arr_{i}"] for i in range(len(data.files) - 2)]
+        return data["losses"], int(data["replicas"]), weights
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_cluster(folder):
+    """Starts the workers (this process only waits) and returns their exit codes."""
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(WORKERS)]
+    processes = []
+    for index in range(WORKERS):
+        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        command = [sys.executable, "-m", __spec__.name, "worker", os.path.join(folder, f"worker{index}.npz")]
+        processes.append(subprocess.Popen(command, cwd=ROOT, env=dict(os.environ, TF_CONFIG=json.dumps(config))))
+    try:
+        return [process.wait(timeout=600) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+
+
 def main(mode, output):
-    if mode.startswith("mirrored"):
+    if mode == "cluster":
+        codes = run_cluster(output)
+        print("worker exit codes:", codes)
+        raise SystemExit(0 if codes == [0] * WORKERS else 1)
+
+    import tensorflow as tf
+
+    if mode == "local":
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        # The default strategy: one device (/cpu:0), the global batch.
+        save(os.path.join(output, "single.npz"), tf.distribute.get_strategy())
+        # One MirroredStrategy for both runs: a second one would reuse the first's collective instance keys.
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    elif mode == "multiworker":
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    elif mode == "single":
-        strategy = tf.distribute.get_strategy()
+        for name, global_negatives in (("mirrored", True), ("mirrored_naive", False)):
+            save(os.path.join(output, f"{name}.npz"), strategy, global_negatives)
+    elif mode == "worker":  # one worker of the cluster TF_CONFIG names
+        save(output, tf.distribute.MultiWorkerMirroredStrategy())
     else:
         raise SystemExit(f"unknown mode {mode}")
-    losses, weights = train(strategy, global_negatives=mode != "mirrored_naive")
-    np.savez(output, losses=losses, replicas=strategy.num_replicas_in_sync, *weights)
 
 
 if __name__ == "__main__":

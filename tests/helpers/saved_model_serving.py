@@ -9,10 +9,11 @@ outputs (or its error) and the process's resident memory before and at its peak 
 
 import os
 import pickle
-import subprocess
 import sys
 
 from tensorflow.core.protobuf import saved_model_pb2
+
+from tests.helpers.background import Job
 
 _SERVE_SCRIPT = r"""
 import importlib.machinery, os, pickle, sys
@@ -118,19 +119,34 @@ def serve_in_fresh_process(export_dir, requests, work_dir, loaders=("tf2", "sess
         MB), "calls": per request, {"outputs": {name: array}} or {"error": class name, "message": str},
         plus "rss_mb_before" (resident memory before the call) and "peak_rss_mb" (its peak during the call)}.
     """
+    return served_answers(serving_job(export_dir, requests, work_dir, loaders), timeout)
+
+
+def serving_job(export_dir, requests, work_dir, loaders=("tf2", "session")):
+    """`serve_in_fresh_process` as a tests/helpers/background.py Job, to `start()` and read with `served_answers`."""
     requests_path = os.path.join(work_dir, "requests.pkl")
     answers_path = os.path.join(work_dir, "answers.pkl")
     with open(requests_path, "wb") as handle:
         pickle.dump((list(requests), list(loaders)), handle)
     # PYTHONPATH="" and cwd outside the repository: keras_clip cannot even be found, let alone imported.
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH="")
-    result = subprocess.run(
-        [sys.executable, "-c", _SERVE_SCRIPT, export_dir, requests_path, answers_path],
-        cwd=work_dir, env=env, capture_output=True, text=True, timeout=timeout,
-    )
+    job = Job([sys.executable, "-c", _SERVE_SCRIPT, export_dir, requests_path, answers_path], cwd=work_dir, env=env)
+    job.answers_path = answers_path
+    return job
+
+
+def served_answers(job, timeout=600):
+    """The answers of a `serving_job`'s process (see `serve_in_fresh_process`)."""
+    result = job.result(timeout)
     assert result.returncode == 0, result.stderr[-3000:]
-    with open(answers_path, "rb") as handle:
+    with open(job.answers_path, "rb") as handle:
         return pickle.load(handle)
+
+
+def saved_model_cli_job(export_dir):
+    """`saved_model_cli show --dir export_dir --all` as a tests/helpers/background.py Job."""
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    return Job([cli, "show", "--dir", export_dir, "--all"], env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
 
 
 def exported_op_types(export_dir):
@@ -146,18 +162,15 @@ def exported_op_types(export_dir):
     return op_types
 
 
-def saved_model_cli_signatures(export_dir):
-    """Parses `saved_model_cli show --dir export_dir --all` (the TensorFlow CLI beside this Python).
+def saved_model_cli_signatures(export_dir, job=None):
+    """Parses `saved_model_cli show --dir export_dir --all` (the TensorFlow CLI beside this Python), run by
+    `job` (a started `saved_model_cli_job`) or now.
 
     Returns:
         {signature name: {"inputs": {name: (dtype, shape)}, "outputs": {name: (dtype, shape)}, "method": str}},
         with dtype like "DT_STRING" and shape as printed, e.g. "(-1, 77)".
     """
-    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run(
-        [cli, "show", "--dir", export_dir, "--all"], env=env, capture_output=True, text=True, timeout=300
-    )
+    result = (job or saved_model_cli_job(export_dir)).result(300)
     assert result.returncode == 0, result.stderr[-3000:]
     signatures, current, section, tensor = {}, None, None, None
     for line in result.stdout.splitlines():

@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_clip.checkpoints.openai_state_dict import build_model
 from keras_clip.errors import CorruptImageError
 from keras_clip.image.preprocessing import ImagePreprocessor, normalize_image, preprocess_image
 from tests.helpers import images
+from tests.helpers.checkpoint_files import SMALL_VIT
+from tests.helpers.openai_reference import random_reference_model
 
 # One grey level after normalisation, in the channel with the smallest standard deviation.
 ONE_GREY_LEVEL = 1.0 / 255.0 / min(images.OPENAI_STD) + 1e-6
@@ -43,10 +46,9 @@ def test_a_6000_by_4000_jpeg():
     np.testing.assert_array_equal(preprocess_image(data, 224).numpy(), images.reference_preprocess(data, 224))
 
 
-def test_vit_b32_embeddings_match_reference_pipeline_and_model(vit_b32_reference, vit_b32_model):
+def assert_embeddings_match_reference_pipeline_and_model(reference, model):
     import torch
 
-    reference, model = vit_b32_reference[0], vit_b32_model
     encoded = [data for _, data in encoded_photographs("jpeg")[:8]]
     ours = model.encode_image(ImagePreprocessor(224)(tf.constant(encoded))).numpy()
     reference_images = np.stack([images.reference_preprocess(data, 224) for data in encoded])
@@ -54,6 +56,16 @@ def test_vit_b32_embeddings_match_reference_pipeline_and_model(vit_b32_reference
         expected = reference.encode_image(torch.from_numpy(reference_images).permute(0, 3, 1, 2)).numpy()
     cosine = np.sum(ours * expected, axis=1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(expected, axis=1)
     assert cosine.min() >= 0.999, cosine
+
+
+def test_small_vit_embeddings_match_reference_pipeline_and_model():
+    reference, state_dict = random_reference_model(dict(SMALL_VIT, image_resolution=224, vision_patch_size=32))
+    assert_embeddings_match_reference_pipeline_and_model(reference, build_model(state_dict))
+
+
+@pytest.mark.full_size
+def test_vit_b32_embeddings_match_reference_pipeline_and_model(vit_b32_reference, vit_b32_model):
+    assert_embeddings_match_reference_pipeline_and_model(vit_b32_reference[0], vit_b32_model)
 
 
 def mixed_size_batch():

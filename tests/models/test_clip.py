@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 
 import keras_clip
+from tests.helpers.checkpoint_files import SMALL_RESNET
 from tests.helpers.model_configs import architecture, reduced_architecture
 from tests.helpers.model_inputs import random_images, random_tokens
 from tests.helpers.openai_reference import random_reference_model, reference_outputs
+from tests.helpers.tiny_models import TINY_VIT
 
 # encode_image / encode_text: max |ours - reference| <= 1e-4 * max |reference| (issue 2).
 FEATURE_TOLERANCE = 1e-4
@@ -15,7 +17,8 @@ FEATURE_TOLERANCE = 1e-4
 # since single logits can be arbitrarily close to zero).
 LOGIT_TOLERANCE = 1e-3
 
-FULL_SIZE_IN_CI = ("ViT-B/32", "RN50")
+# Full size in tests of their own (ViT-B/32 with the session fixtures).
+OWN_FULL_SIZE_TEST = ("ViT-B/32", "RN50")
 
 
 def trainable_parameter_count(model):
@@ -54,23 +57,32 @@ def test_reduced_width_architecture_matches_reference(name):
     assert_matches_reference(reduced_architecture(name))
 
 
+@pytest.mark.full_size
 def test_full_size_vit_b32_matches_reference(vit_b32_reference, vit_b32_model):
     assert_matches_reference(architecture("ViT-B/32"), reference=vit_b32_reference[0], model=vit_b32_model)
 
 
+@pytest.mark.full_size
 def test_full_size_rn50_matches_reference():
     assert_matches_reference(architecture("RN50"))
 
 
 @pytest.mark.full_size
-@pytest.mark.parametrize("name", [n for n in keras_clip.available_models() if n not in FULL_SIZE_IN_CI])
+@pytest.mark.parametrize("name", [n for n in keras_clip.available_models() if n not in OWN_FULL_SIZE_TEST])
 def test_every_full_size_architecture_matches_reference(name):
     assert_matches_reference(architecture(name), seed=1)
 
 
+@pytest.mark.parametrize("config", [TINY_VIT, SMALL_RESNET], ids=["ViT", "ModifiedResNet"])
+@pytest.mark.parametrize("batch", [1, 33])
+def test_batch_sizes(config, batch):
+    assert_matches_reference(config, batch=batch, seed=batch)
+
+
+@pytest.mark.full_size
 @pytest.mark.parametrize("name", ["ViT-B/32", "RN50"])
 @pytest.mark.parametrize("batch", [1, 33])
-def test_batch_sizes(name, batch):
+def test_batch_sizes_at_full_depth_and_resolution(name, batch):
     assert_matches_reference(reduced_architecture(name), batch=batch, seed=batch)
 
 
@@ -78,6 +90,7 @@ def test_batch_sizes(name, batch):
 OPENAI_PARAMETER_COUNTS = {"RN101": 119_688_033, "RN50x4": 178_300_601, "ViT-B/16": 149_620_737}
 
 
+@pytest.mark.full_size
 @pytest.mark.parametrize("name", sorted(OPENAI_PARAMETER_COUNTS))
 def test_create_model_has_openai_parameter_count(name):
     assert trainable_parameter_count(keras_clip.create_model(name)) == OPENAI_PARAMETER_COUNTS[name]
@@ -108,10 +121,10 @@ def test_wrong_token_length_names_the_context_length():
         model.encode_text(np.zeros((2, 50), "int32"))
 
 
-@pytest.mark.parametrize("name", ["ViT-B/32", "RN50"])
-def test_keras_and_weights_h5_round_trip_exactly(name, tmp_path):
-    model = keras_clip.CLIP(**reduced_architecture(name))
-    images, tokens = random_images(2, 224), random_tokens(2)
+@pytest.mark.parametrize("config", [TINY_VIT, SMALL_RESNET], ids=["ViT", "ModifiedResNet"])
+def test_keras_and_weights_h5_round_trip_exactly(config, tmp_path):
+    model = keras_clip.CLIP(**config)
+    images, tokens = random_images(2, config["image_resolution"]), random_tokens(2)
     # Move BatchNorm statistics and logit_scale off their initial values so that losing them would show.
     for weight in model.weights:
         if "moving" in weight.path or weight.path.endswith("logit_scale"):
@@ -125,17 +138,17 @@ def test_keras_and_weights_h5_round_trip_exactly(name, tmp_path):
         np.testing.assert_array_equal(np.asarray(ours), theirs)
 
     model.save_weights(tmp_path / "clip.weights.h5")
-    fresh = keras_clip.CLIP(**reduced_architecture(name))
+    fresh = keras_clip.CLIP(**config)
     fresh.load_weights(tmp_path / "clip.weights.h5")
     for ours, theirs in zip(fresh({"images": images, "tokens": tokens}), expected):
         np.testing.assert_array_equal(np.asarray(ours), theirs)
 
 
-def test_mixed_bfloat16_embeddings_stay_close_to_float32(vit_b32_reference, vit_b32_model):
-    full = vit_b32_model
-    mixed = keras_clip.build_model(vit_b32_reference[1], dtype="mixed_bfloat16")
+def assert_mixed_bfloat16_stays_close_to_float32(state_dict, full):
+    """A mixed_bfloat16 build of `state_dict`: float32 embeddings within cosine 0.99 of `full`'s."""
+    mixed = keras_clip.build_model(state_dict, dtype="mixed_bfloat16")
     assert mixed.visual.transformer.resblocks[0].c_fc.compute_dtype == "bfloat16"
-    images, tokens = random_images(4, 224, seed=3), random_tokens(4, seed=3)
+    images, tokens = random_images(4, full.image_resolution, seed=3), random_tokens(4, seed=3)
     for encode in ("encode_image", "encode_text"):
         reference = np.asarray(getattr(full, encode)(images if encode == "encode_image" else tokens))
         reduced = getattr(mixed, encode)(images if encode == "encode_image" else tokens)
@@ -145,3 +158,13 @@ def test_mixed_bfloat16_embeddings_stay_close_to_float32(vit_b32_reference, vit_
         assert cosine.min() >= 0.99, (encode, cosine)
     logits, _ = mixed({"images": images, "tokens": tokens})
     assert logits.dtype == "float32" and np.isfinite(np.asarray(logits)).all()
+
+
+def test_mixed_bfloat16_embeddings_stay_close_to_float32_reduced_width():
+    _, state_dict = random_reference_model(reduced_architecture("ViT-B/32"), seed=0)
+    assert_mixed_bfloat16_stays_close_to_float32(state_dict, keras_clip.build_model(state_dict))
+
+
+@pytest.mark.full_size
+def test_mixed_bfloat16_embeddings_stay_close_to_float32(vit_b32_reference, vit_b32_model):
+    assert_mixed_bfloat16_stays_close_to_float32(vit_b32_reference[1], vit_b32_model)

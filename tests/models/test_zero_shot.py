@@ -18,7 +18,7 @@ from tests.helpers.zero_shot_reference import reference_class_embeddings, refere
 
 # Class embeddings: float32 text towers, ensembling in float64 (ours) vs float32 (reference).
 EMBEDDING_TOLERANCE = 1e-5
-# Probabilities of the full-size ViT-B/32: float32 towers on 224-pixel photographs.
+# Probabilities (full-size ViT-B/32 or SMALL_VIT): float32 towers on photographs.
 PROBABILITY_TOLERANCE = 1e-4
 CLASSES = ["golden retriever", "kite (bird of prey)", "Geoffroy's spider monkey", "T-shirt"]
 
@@ -52,14 +52,13 @@ def test_class_embeddings_match_openai_ensembling_with_all_80_templates(small_pa
     assert classifier.class_embeddings in classifier.non_trainable_weights
 
 
-def test_full_size_vit_b32_embeddings_and_probabilities_match_reference(vit_b32_reference, vit_b32_model):
-    reference, model = vit_b32_reference[0], vit_b32_model
+def assert_embeddings_and_probabilities_match_reference(reference, model):
     classnames, templates = CLASSES[:3], ["a photo of a {}.", "itap of my {}.", "a {} in a video game."]
     classifier = ZeroShotClassifier(model, classnames, templates=templates, batch_size=4, verbose=False)
     expected_embeddings = reference_class_embeddings(reference, classnames, templates)
     np.testing.assert_allclose(classifier.class_embeddings.numpy(), expected_embeddings, atol=EMBEDDING_TOLERANCE)
 
-    batch = photographs(224)
+    batch = photographs(model.image_resolution)
     ours = classifier(batch)
     expected = reference_probabilities(reference, batch, expected_embeddings)
     assert ours.dtype == tf.float32 and ours.shape == (len(batch), len(classnames))
@@ -68,6 +67,15 @@ def test_full_size_vit_b32_embeddings_and_probabilities_match_reference(vit_b32_
     shuffled = reference_probabilities(reference, batch, expected_embeddings[::-1].copy())
     assert np.abs(shuffled[:, ::-1] - expected).max() < PROBABILITY_TOLERANCE
     assert np.abs(shuffled - expected).max() > 100 * PROBABILITY_TOLERANCE
+
+
+def test_small_vit_embeddings_and_probabilities_match_reference(small_pair):
+    assert_embeddings_and_probabilities_match_reference(*small_pair)
+
+
+@pytest.mark.full_size
+def test_full_size_vit_b32_embeddings_and_probabilities_match_reference(vit_b32_reference, vit_b32_model):
+    assert_embeddings_and_probabilities_match_reference(vit_b32_reference[0], vit_b32_model)
 
 
 def test_probabilities_are_softmax_of_scaled_cosines(tiny_classifier):

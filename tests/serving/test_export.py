@@ -9,7 +9,6 @@ import base64
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -25,7 +24,10 @@ from keras_clip.models.zero_shot import ZeroShotClassifier
 from keras_clip.serving.export import export_saved_model
 from keras_clip.text.tokenizer import tokenize
 from tests.helpers import images
-from tests.helpers.saved_model_serving import exported_op_types, saved_model_cli_signatures, serve_in_fresh_process
+from tests.helpers.background import Job
+from tests.helpers.saved_model_serving import (
+    exported_op_types, saved_model_cli_job, saved_model_cli_signatures, served_answers, serving_job,
+)
 from tests.helpers.tiny_models import tiny_clip
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples")
@@ -212,25 +214,6 @@ def _requests(export):
     return requests
 
 
-@pytest.mark.parametrize("kind", ["clip", "classifier"])
-def test_fresh_tensorflow_process_serves_every_signature_like_the_eager_model(kind, exports, tmp_path):
-    """Both ways of loading: `tf.saved_model.load`, and a TF 1 Session running the SignatureDefs as
-    tensorflow_model_server does (its loader restores exactly the variables the graph reads)."""
-    export = exports[kind]
-    requests = _requests(export)
-    answers = serve_in_fresh_process(export.dir, [(name, inputs) for name, inputs, _ in requests], str(tmp_path))
-    assert answers["modules"] == [], "the serving process imported " + ", ".join(answers["modules"])
-    expected = CLIP_SIGNATURES + (["classify"] if kind == "classifier" else [])
-    assert {name for name, _, _ in requests} == set(expected), "every signature is called"
-    for loader in ("tf2", "session"):
-        assert answers[loader]["signatures"] == sorted(expected), loader
-        for index, ((name, _, check), answer) in enumerate(zip(requests, answers[loader]["calls"])):
-            try:
-                check(answer)
-            except AssertionError as error:
-                raise AssertionError(f"{loader} loader, request {index} ({name}): {error}") from error
-
-
 def test_outputs_are_l2_normalised_and_classes_travel_inside(exports):
     export = exports["classifier"]
     loaded = tf.saved_model.load(export.dir)
@@ -320,36 +303,66 @@ def _memory_report(answers, calls):
     return "; ".join(parts)
 
 
-def _serve_large_jpegs(export_dir, signature, warm_up, large, count, tmp_path):
-    """Serves `count` copies of `large` in one request in a fresh process (Session, as TF Serving runs it),
-    after a small warm-up request. Returns (answer, peak memory increase in MB, report)."""
+def _large_jpegs_job(export_dir, signature, warm_up, large, count, work_dir):
+    """A fresh process (Session, as TF Serving runs it) serving `count` copies of `large` in one request, after
+    a small warm-up request: a tests/helpers/background.py Job to read with `_large_jpegs_served`."""
     requests = [
         (signature, {"image_bytes": warm_up}),
         (signature, {"image_bytes": np.array([large] * count, dtype=object)}),
     ]
-    work_dir = tmp_path / f"{count}_images"
-    work_dir.mkdir()
-    answers = serve_in_fresh_process(export_dir, requests, str(work_dir), loaders=("session",))
+    work_dir = os.path.join(work_dir, f"{count}_images")
+    os.makedirs(work_dir)
+    job = serving_job(export_dir, requests, work_dir, loaders=("session",))
+    job.count = count
+    return job
+
+
+def _large_jpegs_served(job):
+    """(answer, peak memory increase in MB, report) of a `_large_jpegs_job`."""
+    answers = served_answers(job)
     warm, served = answers["session"]["calls"]
-    report = _memory_report(answers, [("small image", warm), (f"{count} x 6000x4000 JPEG", served)])
+    report = _memory_report(answers, [("small image", warm), (f"{job.count} x 6000x4000 JPEG", served)])
     return served, served["peak_rss_mb"] - served["rss_mb_before"], report
 
 
-def test_large_jpeg_is_served_one_image_at_a_time_with_bounded_memory(exports, tmp_path):
-    export = exports["classifier"]
-    large = images.large_jpeg(6000, 4000)
-    expected = np.asarray(export.obj(ImagePreprocessor(224)(tf.constant([large]))))
-    served, one_image, report = _serve_large_jpegs(export.dir, "classify", export.image_bytes[:1], large, 1, tmp_path)
-    np.testing.assert_allclose(served["outputs"]["probabilities"], expected, atol=TOLERANCE, rtol=0)
-    print(f"\n6000x4000 JPEG ({len(large) / 1e6:.1f} MB), tiny model at 224 pixels: {report}")
-    served, six_images, report = _serve_large_jpegs(export.dir, "classify", export.image_bytes[:1], large, 6, tmp_path)
-    np.testing.assert_allclose(served["outputs"]["probabilities"], np.repeat(expected, 6, axis=0), atol=TOLERANCE)
-    print(f"6000x4000 JPEG ({len(large) / 1e6:.1f} MB), tiny model at 224 pixels: {report}")
-    # Images are decoded and resized one after another: the five more images of a six-image request add
-    # less than 1.5 decoded images' worth of memory (holding them at once would add five; allocator
-    # caching and fragmentation make up what is seen, about 30 to 70 MB here).
-    assert one_image < 4 * DECODED_MB, one_image
-    assert six_images - one_image < 1.5 * DECODED_MB, (one_image, six_images)
+def _serve_large_jpegs(export_dir, signature, warm_up, large, count, tmp_path):
+    return _large_jpegs_served(_large_jpegs_job(export_dir, signature, warm_up, large, count, str(tmp_path)))
+
+
+def _collected(request):
+    """(test name, its "kind" parameter or None) of this module's collected tests."""
+    return {
+        (item.originalname, item.callspec.params.get("kind") if hasattr(item, "callspec") else None)
+        for item in request.session.items
+        if item.module is request.module
+    }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fresh_processes(exports, request, tmp_path_factory):
+    """The fresh-process jobs of this module's tests, {(what, kind or image count): job}. Those of collected
+    tests start together before the module's first test and run beside the others; the rest run when read."""
+    root = tmp_path_factory.mktemp("fresh_processes")
+    collected = _collected(request)
+    jobs, readers = {}, {}
+    for kind, export in exports.items():
+        os.makedirs(root / kind)
+        requests = [(name, inputs) for name, inputs, _ in _requests(export)]
+        jobs["serve", kind] = serving_job(export.dir, requests, str(root / kind))
+        readers["serve", kind] = ("test_fresh_tensorflow_process_serves_every_signature_like_the_eager_model", kind)
+        jobs["saved_model_cli", kind] = saved_model_cli_job(export.dir)
+        readers["saved_model_cli", kind] = ("test_saved_model_cli_lists_every_signature_with_its_names", kind)
+    classifier, large = exports["classifier"], images.large_jpeg(6000, 4000)
+    for count in (1, 6):
+        jobs["large", count] = _large_jpegs_job(classifier.dir, "classify", classifier.image_bytes[:1], large, count,
+                                                str(root))  # fmt: skip
+        readers["large", count] = ("test_large_jpeg_is_served_one_image_at_a_time_with_bounded_memory", None)
+    for key, job in jobs.items():
+        if readers[key] in collected:
+            job.start()
+    yield jobs
+    for job in jobs.values():
+        job.stop()
 
 
 def test_exported_ops_are_core_tensorflow_or_tf_text_that_tf_serving_ships(exports, tmp_path):
@@ -367,27 +380,29 @@ def test_exported_ops_are_core_tensorflow_or_tf_text_that_tf_serving_ships(expor
     assert not seen & {"PyFunc", "EagerPyFunc", "PyFuncStateless"}
 
 
+# A fresh TensorFlow's registry (keras and TF Text unimportable), read in the background from the start of the run.
+REGISTRY_SCRIPT = (
+    "import json, sys\n"
+    "for blocked in ('keras', 'tf_keras', 'tensorflow_text'):\n"
+    "    sys.modules[blocked] = None\n"
+    "import tensorflow as tf\n"
+    "from tensorflow.python.framework import op_def_registry\n"
+    "print(json.dumps(sorted(n for n in json.loads(sys.argv[1]) if op_def_registry.get(n) is None)))\n"
+)
+REGISTRY = Job([sys.executable, "-c", REGISTRY_SCRIPT, json.dumps(sorted(CORE_OPS | TF_TEXT_OPS))],
+               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=""))
+
+
+@pytest.mark.background(REGISTRY)
 def test_allow_list_is_core_tensorflow_plus_tf_text():
     """CORE_OPS are registered by `import tensorflow` alone; TF_TEXT_OPS only once TF Text's kernels are loaded."""
-    script = (
-        "import json, sys\n"
-        "for blocked in ('keras', 'tf_keras', 'tensorflow_text'):\n"
-        "    sys.modules[blocked] = None\n"
-        "import tensorflow as tf\n"
-        "from tensorflow.python.framework import op_def_registry\n"
-        "print(json.dumps(sorted(n for n in json.loads(sys.argv[1]) if op_def_registry.get(n) is None)))\n"
-    )
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH="")
-    result = subprocess.run(
-        [sys.executable, "-c", script, json.dumps(sorted(CORE_OPS | TF_TEXT_OPS))],
-        env=env, capture_output=True, text=True, timeout=300,
-    )
+    result = REGISTRY.result()
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == sorted(TF_TEXT_OPS)
 
 
 @pytest.mark.parametrize("kind", ["clip", "classifier"])
-def test_saved_model_cli_lists_every_signature_with_its_names(kind, exports):
+def test_saved_model_cli_lists_every_signature_with_its_names(kind, exports, fresh_processes):
     export = exports[kind]
     d, r, c = export.model.embed_dim, export.model.image_resolution, len(CLASSNAMES)
     embeddings = {"embeddings": ("DT_FLOAT", f"(-1, {d})")}
@@ -414,7 +429,7 @@ def test_saved_model_cli_lists_every_signature_with_its_names(kind, exports):
         expected["serving_default"] = expected["encode_image"]
     else:
         expected["classify"] = expected["serving_default"] = classify
-    listed = saved_model_cli_signatures(export.dir)
+    listed = saved_model_cli_signatures(export.dir, fresh_processes["saved_model_cli", kind])
     listed.pop("__saved_model_init_op", None)
     assert {name: signature["method"] for name, signature in listed.items()} == {
         name: "tensorflow/serving/predict" for name in expected
@@ -450,6 +465,45 @@ def test_bad_arguments_name_the_problem(exports, tmp_path):
     with pytest.raises(ValueError, match="top_k must be a positive int"):
         export_saved_model(exports["classifier"].obj, str(tmp_path / "x"), top_k=0)
     assert not os.listdir(tmp_path)
+
+
+# The tests reading the fresh processes come last: the processes run while the tests above do.
+def test_large_jpeg_is_served_one_image_at_a_time_with_bounded_memory(exports, fresh_processes):
+    export = exports["classifier"]
+    large = images.large_jpeg(6000, 4000)
+    expected = np.asarray(export.obj(ImagePreprocessor(224)(tf.constant([large]))))
+    served, one_image, report = _large_jpegs_served(fresh_processes["large", 1])
+    np.testing.assert_allclose(served["outputs"]["probabilities"], expected, atol=TOLERANCE, rtol=0)
+    print(f"\n6000x4000 JPEG ({len(large) / 1e6:.1f} MB), tiny model at 224 pixels: {report}")
+    served, six_images, report = _large_jpegs_served(fresh_processes["large", 6])
+    np.testing.assert_allclose(served["outputs"]["probabilities"], np.repeat(expected, 6, axis=0), atol=TOLERANCE)
+    print(f"6000x4000 JPEG ({len(large) / 1e6:.1f} MB), tiny model at 224 pixels: {report}")
+    # Images are decoded and resized one after another: the five more images of a six-image request add
+    # less than 1.5 decoded images' worth of memory (holding them at once would add five; allocator
+    # caching and fragmentation make up what is seen, about 30 to 70 MB here).
+    assert one_image < 4 * DECODED_MB, one_image
+    assert six_images - one_image < 1.5 * DECODED_MB, (one_image, six_images)
+
+
+# The classifier's export holds every signature of the CLIP export (and `classify`): it is served in the
+# default run; the CLIP export's own fresh-process run is a full_size check.
+@pytest.mark.parametrize("kind", [pytest.param("clip", marks=pytest.mark.full_size), "classifier"])
+def test_fresh_tensorflow_process_serves_every_signature_like_the_eager_model(kind, exports, fresh_processes):
+    """Both ways of loading: `tf.saved_model.load`, and a TF 1 Session running the SignatureDefs as
+    tensorflow_model_server does (its loader restores exactly the variables the graph reads)."""
+    export = exports[kind]
+    requests = _requests(export)
+    answers = served_answers(fresh_processes["serve", kind])
+    assert answers["modules"] == [], "the serving process imported " + ", ".join(answers["modules"])
+    expected = CLIP_SIGNATURES + (["classify"] if kind == "classifier" else [])
+    assert {name for name, _, _ in requests} == set(expected), "every signature is called"
+    for loader in ("tf2", "session"):
+        assert answers[loader]["signatures"] == sorted(expected), loader
+        for index, ((name, _, check), answer) in enumerate(zip(requests, answers[loader]["calls"])):
+            try:
+                check(answer)
+            except AssertionError as error:
+                raise AssertionError(f"{loader} loader, request {index} ({name}): {error}") from error
 
 
 @pytest.mark.full_size

@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import sys
 
 import keras
@@ -12,6 +11,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from keras_clip.text.tokenizer import Tokenizer
+from tests.helpers.background import Job
 from tests.helpers.tokenizer_corpus import build_corpus
 from tests.helpers.tokenizer_reference import mojibake_repair_changes, reference_tokenize
 
@@ -91,18 +91,42 @@ def _export_keras(directory):
     return path, "serve"
 
 
-def _reload_in_fresh_process(export_dir, endpoint, texts, directory):
+def _reload_job(export_dir, endpoint, texts, directory):
+    """A fresh process (tests/helpers/background.py Job) tokenizing `texts` with the export; see `_reloaded_ids`."""
     texts_path = os.path.join(directory, "texts.json")
     out_path = os.path.join(directory, f"{endpoint}.npy")
     with open(texts_path, "w", encoding="utf-8") as handle:
         json.dump(texts, handle)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH="")
-    result = subprocess.run(
-        [sys.executable, "-c", _RELOAD_SCRIPT, export_dir, texts_path, out_path, endpoint],
-        cwd=directory, env=env, capture_output=True, text=True, timeout=600,
-    )
+    arguments = [sys.executable, "-c", _RELOAD_SCRIPT, export_dir, texts_path, out_path, endpoint]
+    job = Job(arguments, cwd=directory, env=env)
+    job.out_path = out_path
+    return job
+
+
+def _reloaded_ids(job):
+    result = job.result(600)
     assert result.returncode == 0, result.stderr[-3000:]
-    return np.load(out_path)
+    return np.load(job.out_path)
+
+
+EXPORTS = {"tf.Module": _export_module, "keras.export": _export_keras}
+
+
+@pytest.fixture(scope="module")
+def reloads(texts, tmp_path_factory):
+    """{export name: (export dir, endpoint, started fresh-process job)}: both exports are written, then both
+    fresh processes run at once."""
+    exported = {}
+    for name, export in EXPORTS.items():
+        directory = str(tmp_path_factory.mktemp("tokenizer_export"))
+        export_dir, endpoint = export(directory)
+        exported[name] = export_dir, endpoint, _reload_job(export_dir, endpoint, texts, directory)
+    for _, _, job in exported.values():
+        job.start()
+    yield exported
+    for _, _, job in exported.values():
+        job.stop()
 
 
 def _op_types(export_dir):
@@ -116,13 +140,13 @@ def _op_types(export_dir):
     return ops
 
 
-@pytest.mark.parametrize("export", [_export_module, _export_keras], ids=["tf.Module", "keras.export"])
-def test_saved_model_reloads_in_fresh_process_with_same_ids(export, texts, tmp_path):
-    export_dir, endpoint = export(str(tmp_path))
-    ids = _reload_in_fresh_process(export_dir, endpoint, texts, str(tmp_path))
+@pytest.mark.parametrize("export", list(EXPORTS))
+def test_saved_model_reloads_in_fresh_process_with_same_ids(export, texts, reloads):
+    export_dir, endpoint, job = reloads[export]
+    ids = _reloaded_ids(job)
     np.testing.assert_array_equal(ids, reference_tokenize(texts))
     if endpoint == "serving_default":
-        with open(os.path.join(str(tmp_path), f"{endpoint}.npy.json"), encoding="utf-8") as handle:
+        with open(job.out_path + ".json", encoding="utf-8") as handle:
             decoded = json.load(handle)
         assert decoded == [t.decode("utf-8") for t in Tokenizer().detokenize(ids).numpy()]
 
@@ -132,20 +156,22 @@ def test_saved_model_reloads_in_fresh_process_with_same_ids(export, texts, tmp_p
     assert ops & TF_TEXT_OPS == TF_TEXT_OPS
 
 
+# A fresh TensorFlow's registry, read in the background from the start of the run.
+REGISTRY_SCRIPT = (
+    "import json, sys\n"
+    "import tensorflow as tf\n"
+    "from tensorflow.python.framework import op_def_registry\n"
+    "names = json.loads(sys.argv[1])\n"
+    "print(json.dumps([n for n in names if op_def_registry.get(n) is None]))\n"
+)
+REGISTRY = Job([sys.executable, "-c", REGISTRY_SCRIPT, json.dumps(sorted(CORE_OPS | TF_TEXT_OPS))],
+               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=""))
+
+
+@pytest.mark.background(REGISTRY)
 def test_allow_list_is_core_tensorflow_and_tf_text():
     """CORE_OPS are registered by `import tensorflow` alone; TF_TEXT_OPS only with tensorflow_text."""
-    script = (
-        "import json, sys\n"
-        "import tensorflow as tf\n"
-        "from tensorflow.python.framework import op_def_registry\n"
-        "names = json.loads(sys.argv[1])\n"
-        "print(json.dumps([n for n in names if op_def_registry.get(n) is None]))\n"
-    )
-    names = sorted(CORE_OPS | TF_TEXT_OPS)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH="")
-    result = subprocess.run(
-        [sys.executable, "-c", script, json.dumps(names)], env=env, capture_output=True, text=True, timeout=300
-    )
+    result = REGISTRY.result()
     assert result.returncode == 0, result.stderr[-3000:]
     missing = json.loads(result.stdout.strip().splitlines()[-1])
     assert missing == sorted(TF_TEXT_OPS), missing

@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import sys
 
 import keras
@@ -14,6 +13,7 @@ import keras_clip
 from keras_clip.evaluation import CorruptImageError, evaluate_retrieval, evaluate_zero_shot
 from keras_clip.models.zero_shot import ZeroShotClassifier
 from keras_clip.training import RetrievalRecall, ZeroShotAccuracy
+from tests.helpers.background import Job
 from tests.helpers.caption_files import captioned_photos, corrupt_image, write_caption_dataset
 from tests.helpers.model_inputs import random_images, random_tokens
 from tests.helpers.tiny_models import tiny_clip
@@ -266,13 +266,16 @@ print(json.dumps({"replicas": strategy.num_replicas_in_sync,
 """
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Two replicas need logical CPUs, set before TensorFlow starts: a subprocess, run in the background.
+MIRRORED = Job([sys.executable, "-c", MIRRORED_SCRIPT], cwd=ROOT,
+               env=dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")))
+
+
+@pytest.mark.background(MIRRORED)
 def test_callbacks_under_mirrored_strategy():
-    """Two replicas (logical CPUs, set before TensorFlow starts, so in a subprocess): the numbers of a direct
-    evaluation."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    environment = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    process = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True, text=True, cwd=root,
-                             env=environment, timeout=600)  # fmt: skip
+    """Two replicas (logical CPUs): the numbers of a direct evaluation."""
+    process = MIRRORED.result()
     assert process.returncode == 0, process.stderr[-3000:]
     result = json.loads(process.stdout.strip().splitlines()[-1])
     assert result["replicas"] == 2

@@ -1,27 +1,18 @@
 """CLIP's loss under tf.distribute equals the single-device global-batch loss, and the naive one does not."""
 
-import json
 import os
-import socket
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.helpers.background import Job
+from tests.helpers.distributed_training import LOCAL_RUNS, ROOT, WORKERS, results
+
 TOLERANCE = 1e-5
-
-
-def run_training(mode, output, env=None):
-    command = [sys.executable, "-m", "tests.helpers.distributed_training", mode, str(output)]
-    return subprocess.Popen(command, cwd=ROOT, env=dict(os.environ, **(env or {})))
-
-
-def results(path):
-    with np.load(path) as data:
-        weights = [data[f"arr_{i}"] for i in range(len(data.files) - 2)]
-        return data["losses"], int(data["replicas"]), weights
+# Subprocesses (see tests/helpers/distributed_training.py), run in the background from the start of the run.
+LOCAL = Job([sys.executable, "-m", "tests.helpers.distributed_training", "local", "{folder}"], cwd=ROOT)
+CLUSTER = Job([sys.executable, "-m", "tests.helpers.distributed_training", "cluster", "{folder}"], cwd=ROOT)
 
 
 def max_weight_difference(first, second):
@@ -29,15 +20,21 @@ def max_weight_difference(first, second):
 
 
 @pytest.fixture(scope="module")
-def single_device(tmp_path_factory):
-    path = tmp_path_factory.mktemp("single") / "single.npz"
-    assert run_training("single", path).wait() == 0
-    return results(path)
+def local_runs():
+    """{"single", "mirrored", "mirrored_naive": (losses, replicas, weights)}, trained in one subprocess."""
+    process = LOCAL.result()
+    assert process.returncode == 0, process.stderr[-3000:]
+    return {name: results(os.path.join(LOCAL.folder, f"{name}.npz")) for name in LOCAL_RUNS}
 
 
-def test_two_replicas_match_one_device_on_the_global_batch(single_device, tmp_path):
-    assert run_training("mirrored", tmp_path / "mirrored.npz").wait() == 0
-    losses, replicas, weights = results(tmp_path / "mirrored.npz")
+@pytest.fixture(scope="module")
+def single_device(local_runs):
+    return local_runs["single"]
+
+
+@pytest.mark.background(LOCAL)
+def test_two_replicas_match_one_device_on_the_global_batch(local_runs, single_device):
+    losses, replicas, weights = local_runs["mirrored"]
     single_losses, single_replicas, single_weights = single_device
     assert (replicas, single_replicas) == (2, 1)
     assert len(losses) == 3
@@ -45,32 +42,19 @@ def test_two_replicas_match_one_device_on_the_global_batch(single_device, tmp_pa
     assert max_weight_difference(weights, single_weights) <= TOLERANCE
 
 
-def test_naive_per_replica_loss_gives_different_weights(single_device, tmp_path):
-    assert run_training("mirrored_naive", tmp_path / "naive.npz").wait() == 0
-    losses, _, weights = results(tmp_path / "naive.npz")
+@pytest.mark.background(LOCAL)
+def test_naive_per_replica_loss_gives_different_weights(local_runs, single_device):
+    losses, _, weights = local_runs["mirrored_naive"]
     assert max_weight_difference(weights, single_device[2]) > 100 * TOLERANCE
     assert np.abs(losses - single_device[0]).max() > 100 * TOLERANCE
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_multi_worker_mirrored_matches_one_device(single_device, tmp_path):
-    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
-    processes = []
-    for index in range(2):
-        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        processes.append(run_training("multiworker", tmp_path / f"worker{index}.npz", {"TF_CONFIG": json.dumps(config)}))
-    try:
-        codes = [process.wait(timeout=600) for process in processes]
-    finally:
-        for process in processes:
-            process.kill()
-    assert codes == [0, 0]
-    (losses0, replicas, weights0), (losses1, _, weights1) = (results(tmp_path / f"worker{i}.npz") for i in range(2))
+@pytest.mark.background(LOCAL, CLUSTER)
+def test_multi_worker_mirrored_matches_one_device(single_device):
+    process = CLUSTER.result()
+    assert process.returncode == 0, process.stdout[-1000:] + process.stderr[-3000:]
+    workers = [results(os.path.join(CLUSTER.folder, f"worker{index}.npz")) for index in range(WORKERS)]
+    (losses0, replicas, weights0), (losses1, _, weights1) = workers
     assert replicas == 2
     assert max_weight_difference(weights0, weights1) == 0.0
     np.testing.assert_allclose(losses0, single_device[0], atol=TOLERANCE, rtol=0)
