@@ -38,6 +38,8 @@ setup(
             "ftfy==6.3.1",
             "regex==2026.11.15",
             "safetensors",
+            # Hugging Face's CLIPModel: the reference of the LAION, DataComp, MetaCLIP and DFN checkpoints.
+            "transformers==5.25.0",
             "matplotlib",
             "pillow>=13",  # the resizing tests compare with Pillow 13's pass order, bit for bit
             "psutil",

@@ -22,7 +22,7 @@ from keras_clip.errors import CheckpointError
 from keras_clip.models.clip import CLIP
 from keras_clip.utils.atomic_files import atomic_write
 
-FORMAT = "keras_clip.converted_weights.v1"
+FORMAT = "keras_clip.converted_weights.v2"  # v2: architecture options (activation, heads, MLP width, ...)
 
 
 def converted_path(cache_root, sha256):
@@ -77,11 +77,13 @@ def weight_names(model):
     return [path[len(prefix):] if path.startswith(prefix) else path for path in paths]
 
 
-def load_converted(path, **kwargs):
+def load_converted(path, architecture=None, **kwargs):
     """The CLIP cached at `path`.
 
     Args:
         path: the cache file.
+        architecture: `CLIP` arguments that replace the cached ones (e.g. a config's activation or heads:
+            they change no weight's shape).
         **kwargs: extra `CLIP` constructor arguments, e.g. `name`, `dtype`.
 
     Raises:
@@ -91,7 +93,7 @@ def load_converted(path, **kwargs):
     tensors, metadata = read_safetensors(path)
     if metadata.get("format") != FORMAT or "config" not in metadata:
         raise CheckpointError(f"{path} is not a cache file of format {FORMAT}")
-    config = json.loads(metadata["config"])
+    config = dict(json.loads(metadata["config"]), **(architecture or {}))
 
     def build(arrays):
         model = CLIP(**config, **kwargs)

@@ -13,6 +13,7 @@ same checkpoint again skips reading and converting it. `dtype="bfloat16"` (or an
 """
 
 import concurrent.futures
+import json
 import os
 import warnings
 
@@ -24,22 +25,30 @@ from keras_clip.checkpoints.dtypes import model_dtype
 from keras_clip.checkpoints.hf_names import hf_to_openai, is_hf_clip
 from keras_clip.checkpoints.keras_files import load_model_file, load_weights_file
 from keras_clip.checkpoints.openai_state_dict import assign_state_dict, assignments, model_for_state_dict
+from keras_clip.checkpoints.publisher_configs import (
+    open_clip_architecture,
+    open_clip_preprocessing,
+    transformers_architecture,
+    transformers_preprocessing,
+)
 from keras_clip.checkpoints.safetensors_io import read_safetensors
 from keras_clip.checkpoints.stored_array import prefetched
 from keras_clip.checkpoints.torch_zip import LEGACY_TORCH_MAGIC, ZIP_MAGIC, read_torch_state_dict
 from keras_clip.errors import CheckpointError, StateDictError
 from keras_clip.image.preprocessing import ImagePreprocessor
+from keras_clip.image.settings import Preprocessing
 from keras_clip.models.presets import PRESETS, model_name
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
-# Weights files of a model folder as open_clip and transformers publish them, in order of preference.
-FOLDER_CHECKPOINTS = (
-    "open_clip_model.safetensors",
-    "model.safetensors",
-    "open_clip_pytorch_model.bin",
-    "pytorch_model.bin",
-)
+# Weights files of a model folder as open_clip and transformers publish them, in order of preference,
+# each with the config file that describes it.
+FOLDER_CHECKPOINTS = {
+    "open_clip_model.safetensors": "open_clip_config.json",
+    "model.safetensors": "config.json",
+    "open_clip_pytorch_model.bin": "open_clip_config.json",
+    "pytorch_model.bin": "config.json",
+}
 
 
 def checkpoint_format(path):
@@ -96,17 +105,17 @@ def read_openai_state_dict(path, kind=None):
     return hf_to_openai(state_dict) if is_hf_clip(state_dict) else state_dict
 
 
-def _cached_model(cache_file, name, dtype):
+def _cached_model(cache_file, name, dtype, architecture=None):
     if not os.path.isfile(cache_file):
         return None
     try:
-        return load_converted(cache_file, name=name, dtype=dtype)
+        return load_converted(cache_file, architecture, name=name, dtype=dtype)
     except (CheckpointError, StateDictError, KeyError, ValueError) as error:
         warnings.warn(f"Ignoring the cached conversion {cache_file} ({error}); converting again", stacklevel=3)
         return None
 
 
-def _convert(path, kind, root, name, dtype, sha256=None):
+def _convert(path, kind, root, name, dtype, sha256=None, architecture=None):
     """Convert a PyTorch or safetensors checkpoint, caching the result under its SHA256.
 
     With the SHA256 known, the cache is consulted first. Otherwise (a file not seen before) the
@@ -115,7 +124,7 @@ def _convert(path, kind, root, name, dtype, sha256=None):
     background too, from the values the conversion hands over, and named once the hash is known.
     """
     if sha256 is not None:
-        model = _cached_model(converted_path(root, sha256), name, dtype)
+        model = _cached_model(converted_path(root, sha256), name, dtype, architecture)
         if model is not None:
             return model
     writer = None
@@ -125,7 +134,7 @@ def _convert(path, kind, root, name, dtype, sha256=None):
 
         def build(state_dict):
             nonlocal writer
-            model = model_for_state_dict(state_dict, dtype=dtype, name=name)
+            model = model_for_state_dict(state_dict, dtype=dtype, architecture=architecture, name=name)
             planned = assignments(model, state_dict)
             writer = CacheWriter(model, [(variable, state_dict[key].dtype) for key, variable, _ in planned], root)
             assign_state_dict(planned, state_dict, on_value=writer.put)
@@ -146,30 +155,64 @@ def _convert(path, kind, root, name, dtype, sha256=None):
     return model
 
 
-def _checkpoint_in_folder(folder):
-    """The weights file of a downloaded model folder (open_clip's or transformers' file names)."""
-    for file_name in FOLDER_CHECKPOINTS:
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"{path} is not a readable JSON config ({error})") from None
+
+
+def model_folder(folder):
+    """(weights file, `CLIP` arguments or None, `Preprocessing` or None) of a downloaded model folder.
+
+    The weights are open_clip's or transformers' files (`FOLDER_CHECKPOINTS`); their config, when the
+    folder has it, gives the architecture the weights cannot tell and the image preprocessing.
+
+    Raises:
+        CheckpointError: no weights file, or a config keras_clip cannot honour (the value named).
+    """
+    for file_name, config_name in FOLDER_CHECKPOINTS.items():
         path = os.path.join(folder, file_name)
         if os.path.isfile(path):
-            return path
-    raise CheckpointError(f"{folder} is a folder without a checkpoint file; looked for {', '.join(FOLDER_CHECKPOINTS)}")
+            break
+    else:
+        raise CheckpointError(f"{folder} is a folder without a checkpoint file; looked for {', '.join(FOLDER_CHECKPOINTS)}")
+    config_path = os.path.join(folder, config_name)
+    if not os.path.isfile(config_path):
+        return path, None, None
+    config = _read_json(config_path)
+    if config_name == "open_clip_config.json":
+        if "model_cfg" not in config:
+            raise CheckpointError(f"{config_path} has no model_cfg")
+        architecture = open_clip_architecture(config["model_cfg"], config_path)
+        preprocessing = open_clip_preprocessing(config.get("preprocess_cfg"), architecture["image_resolution"],
+                                                config_path)  # fmt: skip
+    else:
+        architecture = transformers_architecture(config, config_path)
+        processor_path = os.path.join(folder, "preprocessor_config.json")
+        processor = _read_json(processor_path) if os.path.isfile(processor_path) else {}
+        preprocessing = transformers_preprocessing(processor, architecture["image_resolution"], processor_path)
+    return path, architecture, preprocessing
 
 
-def load_model(name_or_path, cache_dir=None, verbose=True, dtype=None):
-    """A `keras_clip.CLIP` from a released model's name or a checkpoint file (see `load`)."""
+def load_with_preprocessing(name_or_path, cache_dir=None, verbose=True, dtype=None):
+    """(`keras_clip.CLIP`, its `Preprocessing`) from a released model's name or a checkpoint (see `load`)."""
     dtype = model_dtype(dtype)
     root = download.cache_root(cache_dir)
     name_or_path = os.fspath(name_or_path)
     if name_or_path in PRESETS:
+        preset = PRESETS[name_or_path]
         name = model_name(name_or_path)
-        sha256 = PRESETS[name_or_path].checkpoint.sha256
-        model = _cached_model(converted_path(root, sha256), name, dtype)
-        if model is not None:
-            return model
-        path = download.download_checkpoint(name_or_path, cache_dir=root, verbose=verbose)
-        return _convert(path, "torch", root, name, dtype, sha256)
+        sha256 = preset.checkpoint.sha256
+        model = _cached_model(converted_path(root, sha256), name, dtype, dict(preset.architecture))
+        if model is None:
+            path = download.download_checkpoint(name_or_path, cache_dir=root, verbose=verbose)
+            model = _convert(path, "torch", root, name, dtype, sha256, dict(preset.architecture))
+        return model, preset.preprocessing
+    architecture = preprocessing = None
     if os.path.isdir(name_or_path):
-        name_or_path = _checkpoint_in_folder(name_or_path)
+        name_or_path, architecture, preprocessing = model_folder(name_or_path)
     if not os.path.isfile(name_or_path):
         raise ValueError(
             f"{name_or_path!r} is neither a released CLIP model ({', '.join(PRESETS)}) "
@@ -177,10 +220,17 @@ def load_model(name_or_path, cache_dir=None, verbose=True, dtype=None):
         )
     kind = checkpoint_format(name_or_path)
     if kind == "keras":
-        return load_model_file(name_or_path, dtype=dtype)
-    if kind == "weights.h5":
-        return load_weights_file(name_or_path, dtype=dtype)
-    return _convert(name_or_path, kind, root, "clip", dtype, remembered_sha256(name_or_path, root))
+        model = load_model_file(name_or_path, dtype=dtype)
+    elif kind == "weights.h5":
+        model = load_weights_file(name_or_path, dtype=dtype)
+    else:
+        model = _convert(name_or_path, kind, root, "clip", dtype, remembered_sha256(name_or_path, root), architecture)
+    return model, preprocessing or Preprocessing(model.image_resolution)
+
+
+def load_model(name_or_path, cache_dir=None, verbose=True, dtype=None):
+    """A `keras_clip.CLIP` from a released model's name or a checkpoint file (see `load`)."""
+    return load_with_preprocessing(name_or_path, cache_dir, verbose, dtype)[0]
 
 
 def load(name_or_path, cache_dir=None, dtype=None, verbose=True):
@@ -192,7 +242,9 @@ def load(name_or_path, cache_dir=None, dtype=None, verbose=True):
             `torch.save` state dict (`.pt`/`.pth`/`.bin`), a `.safetensors` file (OpenAI /
             open_clip or Hugging Face `CLIPModel` names), a `.keras` model or a `.weights.h5`
             written by keras_clip; or a folder holding one of `FOLDER_CHECKPOINTS` (as
-            open_clip's and transformers' downloads do).
+            open_clip's and transformers' downloads do), whose config (`open_clip_config.json`,
+            transformers' `config.json` and `preprocessor_config.json`) is read: the activation,
+            heads, MLP widths, LayerNorm epsilon and preprocessing are the publisher's.
         cache_dir: where downloads and converted weights are cached (default `$KERAS_CLIP_CACHE`,
             else `~/.cache/keras_clip`).
         dtype: None (Keras' default policy: float32, or what a `.keras` file records) or one of
@@ -203,7 +255,8 @@ def load(name_or_path, cache_dir=None, dtype=None, verbose=True):
         verbose: show a progress bar while downloading.
 
     Returns:
-        `(model, preprocess)`: a `keras_clip.CLIP` and `keras_clip.ImagePreprocessor(model.image_resolution)`.
+        `(model, preprocess)`: a `keras_clip.CLIP` and the `keras_clip.ImagePreprocessor` the checkpoint
+        was trained with (OpenAI's for OpenAI's checkpoints and files without a config).
 
     Raises:
         ValueError: an unsupported `dtype`, or neither a model name nor an existing file.
@@ -217,5 +270,5 @@ def load(name_or_path, cache_dir=None, dtype=None, verbose=True):
     >>> image_features = model.encode_image(preprocess(photos))
     >>> half_model, _ = keras_clip.load("ViT-B/32", dtype="bfloat16")
     """
-    model = load_model(name_or_path, cache_dir=cache_dir, verbose=verbose, dtype=dtype)
-    return model, ImagePreprocessor(model.image_resolution)
+    model, preprocessing = load_with_preprocessing(name_or_path, cache_dir, verbose, dtype)
+    return model, ImagePreprocessor.from_settings(preprocessing)

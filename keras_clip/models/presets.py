@@ -10,20 +10,9 @@ import dataclasses
 import types
 from typing import Optional
 
-from keras_clip.image.statistics import OPENAI_IMAGE_MEAN, OPENAI_IMAGE_STD
+from keras_clip.image.settings import Preprocessing
 
 OPENAI_BASE_URL = "https://openaipublic.azureedge.net/clip/models"
-
-
-@dataclasses.dataclass(frozen=True)
-class Preprocessing:
-    """How a checkpoint's images are prepared: resize, crop, scale to [0, 1], normalise."""
-
-    image_resolution: int
-    mean: tuple = OPENAI_IMAGE_MEAN
-    std: tuple = OPENAI_IMAGE_STD
-    interpolation: str = "bicubic"
-    resize_mode: str = "shortest"  # shorter side to the resolution, then a centre crop
 
 
 @dataclasses.dataclass(frozen=True)
