@@ -177,7 +177,8 @@ def model_folder(folder):
         if os.path.isfile(path):
             break
     else:
-        raise CheckpointError(f"{folder} is a folder without a checkpoint file; looked for {', '.join(FOLDER_CHECKPOINTS)}")
+        expected = ", ".join(FOLDER_CHECKPOINTS)
+        raise CheckpointError(f"{folder} is a folder without a checkpoint file; looked for {expected}")
     config_path = os.path.join(folder, config_name)
     if not os.path.isfile(config_path):
         return path, None, None

@@ -102,8 +102,16 @@ def _preprocess_encoded(data, settings, parallel_iterations, path):
     )
 
 
-def preprocess_image(images, image_resolution, parallel_iterations=DEFAULT_PARALLEL_ITERATIONS, path=None,
-                     mean=OPENAI_IMAGE_MEAN, std=OPENAI_IMAGE_STD, interpolation="bicubic", resize_mode="shortest"):  # fmt: skip
+def preprocess_image(
+    images,
+    image_resolution,
+    parallel_iterations=DEFAULT_PARALLEL_ITERATIONS,
+    path=None,
+    mean=OPENAI_IMAGE_MEAN,
+    std=OPENAI_IMAGE_STD,
+    interpolation="bicubic",
+    resize_mode="shortest",
+):
     """A CLIP's image preprocessing of encoded images or pixels, as TensorFlow ops (usable in `tf.data`).
 
     By default OpenAI's: resize the shorter side with PIL's bicubic filter, centre crop, normalise with
@@ -151,9 +159,9 @@ class ImagePreprocessor(keras.layers.Layer):
     frame, BMP, WebP; grayscale and alpha become RGB), then by default does OpenAI's preprocessing:
     resizes the shorter side to `image_resolution` with PIL's antialiased bicubic filter, crops the
     centre square, scales to [0, 1] and normalises with OpenAI's mean and standard deviation. Other
-    checkpoints' settings (`keras_clip.load` returns the layer for a checkpoint) are arguments. Encoded images of different sizes in one batch are
-    processed image by image (at most `parallel_iterations` at once in a graph), so memory is bounded
-    by the largest images, not by the batch size. Only core
+    checkpoints' settings (`keras_clip.load` returns the layer for a checkpoint) are arguments. Encoded
+    images of different sizes in one batch are processed image by image (at most `parallel_iterations`
+    at once in a graph), so memory is bounded by the largest images, not by the batch size. Only core
     TensorFlow ops are used: the layer works in `tf.data` and in SavedModels served by TF Serving.
 
     Args:

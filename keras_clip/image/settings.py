@@ -28,7 +28,8 @@ class Preprocessing:
 
     def __post_init__(self):
         if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(f"Unknown interpolation {self.interpolation!r}; expected one of {', '.join(INTERPOLATIONS)}")
+            expected = ", ".join(INTERPOLATIONS)
+            raise ValueError(f"Unknown interpolation {self.interpolation!r}; expected one of {expected}")
         if self.resize_mode not in RESIZE_MODES:
             raise ValueError(f"Unknown resize_mode {self.resize_mode!r}; expected one of {', '.join(RESIZE_MODES)}")
         for name in ("mean", "std"):

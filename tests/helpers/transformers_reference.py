@@ -97,7 +97,8 @@ def write_open_clip_folder(folder, model, model_cfg):
     hf_state_dict = {key: value.detach().numpy() for key, value in model.state_dict().items()}
     checkpoint_files.write_safetensors(str(folder / "open_clip_model.safetensors"), hf_to_openai(hf_state_dict))
     preprocess_cfg = dict(PREPROCESSING, interpolation="bicubic", resize_mode="shortest", size=RESOLUTION)
-    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}))
+    config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
+    (folder / "open_clip_config.json").write_text(json.dumps(config))
     return str(folder)
 
 
@@ -110,7 +111,7 @@ def hf_to_openai(hf_state_dict):
     for openai_name, hf_name in _openai_names(len(layers), len(text_layers)).items():
         if isinstance(hf_name, tuple):  # q, k, v joined into one input projection
             result[openai_name] = np.concatenate([hf_state_dict[part] for part in hf_name])
-        elif openai_name in ("visual.proj", "text_projection"):  # Linear [out, in] -> OpenAI's x @ proj [in, out]
+        elif openai_name in ("visual.proj", "text_projection"):  # Linear [out, in] -> x @ proj [in, out]
             result[openai_name] = np.ascontiguousarray(hf_state_dict[hf_name].T)
         else:
             result[openai_name] = hf_state_dict[hf_name]
@@ -133,8 +134,9 @@ def _openai_names(vision_layers, text_layers):
     for part in ("weight", "bias"):
         names[f"visual.ln_pre.{part}"] = f"vision_model.pre_layrnorm.{part}"
         names[f"visual.ln_post.{part}"] = f"vision_model.post_layernorm.{part}"
-    for openai_prefix, hf_prefix, count in (("transformer.resblocks.", "text_model.", text_layers),
-                                            ("visual.transformer.resblocks.", "vision_model.", vision_layers)):  # fmt: skip
+    towers = (("transformer.resblocks.", "text_model.", text_layers),
+              ("visual.transformer.resblocks.", "vision_model.", vision_layers))  # fmt: skip
+    for openai_prefix, hf_prefix, count in towers:
         for layer in range(count):
             source, target = f"{openai_prefix}{layer}.", f"{hf_prefix}encoder.layers.{layer}."
             for part in ("weight", "bias"):
