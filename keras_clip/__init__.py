@@ -19,6 +19,7 @@ _PUBLIC = {
     "CLIP": "keras_clip.models.clip",
     "create_model": "keras_clip.models.clip",
     "available_models": "keras_clip.models.presets",
+    "list_pretrained": "keras_clip.models.presets",
     "ZeroShotClassifier": "keras_clip.models.zero_shot",
     "load": "keras_clip.checkpoints.load",
     "build_model": "keras_clip.checkpoints.openai_state_dict",

@@ -15,7 +15,7 @@ import os
 
 from keras_clip.checkpoints.deferred_init import build_with_assigned_values
 from keras_clip.checkpoints.download import file_sha256
-from keras_clip.checkpoints.openai_state_dict import keras_value, same_layout
+from keras_clip.checkpoints.openai_state_dict import keras_value, same_layout, with_architecture
 from keras_clip.checkpoints.safetensors_io import read_safetensors
 from keras_clip.checkpoints.stored_array import prefetched
 from keras_clip.errors import CheckpointError
@@ -93,7 +93,7 @@ def load_converted(path, architecture=None, **kwargs):
     tensors, metadata = read_safetensors(path)
     if metadata.get("format") != FORMAT or "config" not in metadata:
         raise CheckpointError(f"{path} is not a cache file of format {FORMAT}")
-    config = dict(json.loads(metadata["config"]), **(architecture or {}))
+    config = with_architecture(json.loads(metadata["config"]), architecture)
 
     def build(arrays):
         model = CLIP(**config, **kwargs)

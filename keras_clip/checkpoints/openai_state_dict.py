@@ -330,12 +330,35 @@ def model_for_state_dict(state_dict, dtype=None, architecture=None, **kwargs):
     dtype = model_dtype(dtype)
     config = infer_architecture(state_dict)
     _check_metadata(state_dict, config)
+    return CLIP(**with_architecture(config, architecture), dtype=dtype, **kwargs)
+
+
+# Arguments the weights' shapes tell (the heads they do not: only their product with the head width).
+SHAPE_KEYS = ("embed_dim", "image_resolution", "vision_layers", "vision_width", "vision_patch_size",
+              "context_length", "vocab_size", "transformer_width", "transformer_layers", "vision_mlp_width",
+              "transformer_mlp_width")  # fmt: skip
+
+
+def with_architecture(weights_config, architecture):
+    """`weights_config` (`CLIP` arguments read from weights) updated by `architecture` (a config's).
+
+    Raises:
+        StateDictError: `architecture` states a size the weights do not have (named).
+    """
+    config = dict(weights_config)
     for key, value in (architecture or {}).items():
-        if key in config and _normalized(value) != _normalized(config[key]):
+        if key in SHAPE_KEYS and key in config and _normalized(value) != _normalized(config[key]):
             raise StateDictError(f"The config says {key}={value!r} but the weights describe {config[key]!r}")
         config[key] = value
-    return CLIP(**config, dtype=dtype, **kwargs)
+    return config
 
 
 def _normalized(value):
     return tuple(value) if isinstance(value, list) else value
+
+
+def same_architecture(first, second):
+    """Whether two dicts of `CLIP` arguments are equal (a list and a tuple of the same ints are)."""
+    return {key: _normalized(value) for key, value in first.items()} == {
+        key: _normalized(value) for key, value in second.items()
+    }

@@ -158,7 +158,7 @@ def test_cache_folder_choice(monkeypatch, tmp_path):
 
 
 def test_unknown_name_lists_the_models():
-    with pytest.raises(ValueError, match="available models: RN50, RN101"):
+    with pytest.raises(ValueError, match="OpenAI.s: RN50, RN101.*list_pretrained"):
         download.download_checkpoint("ViT-H/14")
 
 
