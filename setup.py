@@ -21,6 +21,8 @@ setup(
         "keras>=3.10",
         "numpy",
         "tqdm",
+        # Checkpoints on the Hugging Face Hub: its cache, resumable downloads, offline mode, gated repos.
+        "huggingface_hub>=1.0,<3",
         # Evaluation datasets and image folders (keras_clip.evaluation); importlib_resources is
         # imported by tensorflow-datasets 4.9 without being declared by it.
         "tensorflow-datasets>=4.9",

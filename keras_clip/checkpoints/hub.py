@@ -65,7 +65,8 @@ def download_from_hub(repo_id, file_names, revision=None, verbose=True):
                 continue
             except (HfHubHTTPError, OSError, ValueError) as error:
                 message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                raise DownloadError(f"Download of {repo_id}/{file_name} from the Hugging Face Hub failed: {message}") from None
+                failed = f"Download of {repo_id}/{file_name} from the Hugging Face Hub failed"
+                raise DownloadError(f"{failed}: {message}") from None
     finally:
         if not verbose and not bars_were_disabled:
             enable_progress_bars()

@@ -294,7 +294,8 @@ def load_with_preprocessing(name_or_path, cache_dir=None, verbose=True, dtype=No
             known = preset_by_sha256(sha256)
             if known is None:
                 warnings.warn(UNKNOWN_ARCHITECTURE.format(path=name_or_path), stacklevel=3)
-            elif not same_architecture(with_architecture(model.architecture(), known.architecture), model.architecture()):
+            elif not same_architecture(with_architecture(model.architecture(), known.architecture),
+                                       model.architecture()):  # fmt: skip
                 model = _cached_model(converted_path(root, sha256), "clip", dtype, _architecture_of(known))
         preprocessing = known.preprocessing if known is not None else preprocessing
     return model, preprocessing or Preprocessing(model.image_resolution)

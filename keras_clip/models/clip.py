@@ -13,7 +13,7 @@ from keras_clip.layers.text_transformer import TextTransformer
 from keras_clip.layers.vision_transformer import VisionTransformer
 from keras_clip.models.compiled_encoder import CompiledEncoder, is_eager_value
 from keras_clip.models.contrastive_steps import ContrastiveSteps
-from keras_clip.models.presets import get_preset, model_name
+from keras_clip.models.presets import SIZES, architecture_by_name, find_preset, model_name, unknown_model_message
 from keras_clip.utils.normalization import l2_normalize
 
 MAX_LOGIT_SCALE = math.log(100.0)
@@ -258,6 +258,23 @@ class CLIP(ContrastiveSteps, keras.Model):
         text_features = self.encode_text(inputs["tokens"], training=training)
         return self.logits(image_features, text_features)
 
+    @classmethod
+    def from_preset(cls, preset, pretrained=None, **kwargs):
+        """A released model with its weights: Keras' spelling of `keras_clip.load(preset)[0]`.
+
+        Args:
+            preset: a released model's name (`keras_clip.list_pretrained()`, OpenAI's names, "hf-hub:...")
+                or a checkpoint path, as `keras_clip.load` takes.
+            pretrained: open_clip's tag, with an architecture name.
+            **kwargs: `keras_clip.load`'s other arguments (cache_dir, dtype, verbose, architecture).
+
+        Example:
+        >>> model = keras_clip.CLIP.from_preset("ViT-B/32")
+        """
+        from keras_clip.checkpoints.load import load_model
+
+        return load_model(preset, pretrained=pretrained, **kwargs)
+
     def architecture(self):
         """The constructor arguments that define the architecture (JSON-serialisable)."""
         config = {key: getattr(self, key) for key in ARCHITECTURE_KEYS}
@@ -269,15 +286,23 @@ class CLIP(ContrastiveSteps, keras.Model):
 
 
 def create_model(name, **overrides):
-    """A randomly initialised CLIP with the architecture of a released model.
+    """A randomly initialised CLIP with the architecture of a released model, or of open_clip's architecture name.
 
     Args:
-        name: one of `keras_clip.available_models()`, e.g. "ViT-B/32".
+        name: a released model (`keras_clip.available_models()`, e.g. "ViT-B/32", or "<architecture>/<tag>"
+            of `keras_clip.list_pretrained()`), or an architecture name ("ViT-H-14"; "-quickgelu" for QuickGELU).
         **overrides: constructor arguments to change (e.g. `dtype="mixed_bfloat16"`).
 
     Example:
     >>> model = keras_clip.create_model("RN50")
     """
-    config = dict(get_preset(name).architecture, name=model_name(name))
+    preset = find_preset(name)
+    if preset is not None:
+        architecture = preset.architecture
+    elif name.removesuffix("-quickgelu") in SIZES:
+        architecture = architecture_by_name(name)
+    else:
+        raise ValueError(f"{unknown_model_message(name)}; or an architecture: {', '.join(SIZES)}")
+    config = dict(architecture, name=model_name(name))
     config.update(overrides)
     return CLIP(**config)

@@ -255,12 +255,15 @@ def get_preset(name, pretrained=None):
     """
     preset = find_preset(name, pretrained)
     if preset is None:
-        shown = name if pretrained is None else f"{name}/{pretrained}"
-        raise ValueError(
-            f"Unknown CLIP model {shown!r}; OpenAI's: {', '.join(available_models())}; the others are "
-            "'<architecture>/<tag>' of keras_clip.list_pretrained(), e.g. 'ViT-B-32/laion2b_s34b_b79k'"
-        )
+        raise ValueError(unknown_model_message(name if pretrained is None else f"{name}/{pretrained}"))
     return preset
+
+
+def unknown_model_message(name):
+    return (
+        f"Unknown CLIP model {name!r}; OpenAI's: {', '.join(available_models())}; the others are "
+        "'<architecture>/<tag>' of keras_clip.list_pretrained(), e.g. 'ViT-B-32/laion2b_s34b_b79k'"
+    )
 
 
 def architecture_by_name(name):

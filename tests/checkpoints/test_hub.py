@@ -141,3 +141,10 @@ def test_registry_lists_every_family():
         assert (architecture, tag) in pretrained
     assert keras_clip.available_models()[0] == "RN50" and len(keras_clip.available_models()) == 9
     assert dataclasses.asdict(presets.get_preset("ViT-H-14/dfn5b").preprocessing)["resize_mode"] == "squash"
+
+
+def test_keras_spelling_from_preset(hub, published, released):
+    publish(hub, published, ["open_clip_model.safetensors"])
+    model = keras_clip.CLIP.from_preset("ViT-Tiny-14", pretrained="laion2b_test", verbose=False)
+    assert isinstance(model, keras_clip.CLIP)
+    assert_matches(model, published)

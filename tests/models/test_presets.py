@@ -57,3 +57,37 @@ def test_every_family_of_the_issue_is_in_the_table():
         for architecture in architectures:
             tags = [p.tag for p in presets.PRESETS.values() if p.architecture_name == architecture]
             assert any(tag.startswith(family) for tag in tags), (family, architecture, tags)
+
+
+def transformers_config(architecture):
+    """A transformers CLIPConfig dict with the sizes of our `CLIP` arguments (ViT towers)."""
+    vision_width, text_width = architecture["vision_width"], architecture["transformer_width"]
+    return {
+        "projection_dim": architecture["embed_dim"],
+        "vision_config": dict(hidden_size=vision_width, num_hidden_layers=architecture["vision_layers"],
+                              num_attention_heads=architecture.get("vision_heads", vision_width // 64),
+                              intermediate_size=architecture.get("vision_mlp_width", 4 * vision_width),
+                              image_size=architecture["image_resolution"],
+                              patch_size=architecture["vision_patch_size"]),
+        "text_config": dict(hidden_size=text_width, num_hidden_layers=architecture["transformer_layers"],
+                            num_attention_heads=architecture["transformer_heads"], intermediate_size=4 * text_width,
+                            max_position_embeddings=77, vocab_size=49408),
+    }  # fmt: skip
+
+
+@pytest.mark.full_size
+@pytest.mark.parametrize("name", ["ViT-H-14/laion2b_s32b_b79k", "ViT-g-14/laion2b_s34b_b88k",
+                                  "ViT-bigG-14/laion2b_s39b_b160k"])  # fmt: skip
+def test_full_size_parameter_count_equals_transformers(name):
+    import numpy as np
+    import torch
+    from transformers import CLIPConfig, CLIPModel
+
+    import keras_clip
+
+    architecture = dict(presets.PRESETS[name].architecture)
+    with torch.device("meta"):  # shapes only: no memory for the reference's weights
+        reference = CLIPModel(CLIPConfig(**transformers_config(architecture)))
+    expected = sum(parameter.numel() for parameter in reference.parameters())
+    model = keras_clip.create_model(name, dtype="bfloat16")
+    assert sum(int(np.prod(weight.shape)) for weight in model.trainable_weights) == expected
