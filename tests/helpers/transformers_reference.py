@@ -147,3 +147,19 @@ def _openai_names(vision_layers, text_layers):
                 names[f"{source}mlp.c_fc.{part}"] = f"{target}mlp.fc1.{part}"
                 names[f"{source}mlp.c_proj.{part}"] = f"{target}mlp.fc2.{part}"
     return names
+
+
+def transformers_config(architecture):
+    """A transformers CLIPConfig dict with the sizes of our `CLIP` arguments (ViT towers)."""
+    vision_width, text_width = architecture["vision_width"], architecture["transformer_width"]
+    return {
+        "projection_dim": architecture["embed_dim"],
+        "vision_config": dict(hidden_size=vision_width, num_hidden_layers=architecture["vision_layers"],
+                              num_attention_heads=architecture.get("vision_heads", vision_width // 64),
+                              intermediate_size=architecture.get("vision_mlp_width", 4 * vision_width),
+                              image_size=architecture["image_resolution"],
+                              patch_size=architecture["vision_patch_size"]),
+        "text_config": dict(hidden_size=text_width, num_hidden_layers=architecture["transformer_layers"],
+                            num_attention_heads=architecture["transformer_heads"], intermediate_size=4 * text_width,
+                            max_position_embeddings=77, vocab_size=49408),
+    }  # fmt: skip

@@ -6,6 +6,7 @@ import pytest
 from keras_clip.checkpoints.publisher_configs import open_clip_architecture
 from keras_clip.models import presets
 from tests.helpers.open_clip_facts import model_config, pretrained_table
+from tests.helpers.transformers_reference import transformers_config
 
 OPEN_CLIP_RELEASES = [preset for preset in presets.PRESETS.values() if preset.checkpoint.hub_repo]
 
@@ -57,22 +58,6 @@ def test_every_family_of_the_issue_is_in_the_table():
         for architecture in architectures:
             tags = [p.tag for p in presets.PRESETS.values() if p.architecture_name == architecture]
             assert any(tag.startswith(family) for tag in tags), (family, architecture, tags)
-
-
-def transformers_config(architecture):
-    """A transformers CLIPConfig dict with the sizes of our `CLIP` arguments (ViT towers)."""
-    vision_width, text_width = architecture["vision_width"], architecture["transformer_width"]
-    return {
-        "projection_dim": architecture["embed_dim"],
-        "vision_config": dict(hidden_size=vision_width, num_hidden_layers=architecture["vision_layers"],
-                              num_attention_heads=architecture.get("vision_heads", vision_width // 64),
-                              intermediate_size=architecture.get("vision_mlp_width", 4 * vision_width),
-                              image_size=architecture["image_resolution"],
-                              patch_size=architecture["vision_patch_size"]),
-        "text_config": dict(hidden_size=text_width, num_hidden_layers=architecture["transformer_layers"],
-                            num_attention_heads=architecture["transformer_heads"], intermediate_size=4 * text_width,
-                            max_position_embeddings=77, vocab_size=49408),
-    }  # fmt: skip
 
 
 @pytest.mark.full_size
