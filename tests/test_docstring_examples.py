@@ -3,9 +3,10 @@
 Each docstring runs with `doctest` (ELLIPSIS, NORMALIZE_WHITESPACE) in a fresh working folder holding the
 files the examples open (real photographs, caption files, a tar shard, an image folder, a prepared TFDS
 dataset; see `tests/helpers/docstring_examples.py`) and with the variables they use (`model` is a tiny
-CLIP). What is substituted: `keras_clip.load("ViT-B/32")` finds, in the cache `KERAS_CLIP_CACHE` points at,
-a tiny CLIP's weights stored under ViT-B/32's checkpoint SHA256, as an earlier load would have cached the
-converted release; it returns that tiny CLIP, and any attempt to download fails the test. Output lines that
+CLIP). What is substituted: the table entry of "ViT-B/32" (models/presets.py) gets a tiny CLIP's architecture
+(224 pixels), and `keras_clip.load("ViT-B/32")` finds, in the cache `KERAS_CLIP_CACHE` points at, that tiny
+CLIP's weights stored under ViT-B/32's checkpoint SHA256, as an earlier load would have cached the converted
+release; it returns that tiny CLIP, and any attempt to download fails the test. Output lines that
 depend on trained weights are comments (`# e.g. ...`) or elided with `...`.
 """
 
@@ -16,11 +17,13 @@ import keras
 import pytest
 
 from keras_clip.checkpoints import download
+from keras_clip.models import presets
 from tests.helpers.docstring_examples import (
     OPTION_FLAGS,
     ExampleOutputChecker,
     docstring_tests,
     example_namespace,
+    tiny_release,
     write_example_files,
     write_released_model_cache,
 )
@@ -53,6 +56,7 @@ def example_folder(prepared_folders, tmp_path, monkeypatch):
     monkeypatch.chdir(working_folder)
     monkeypatch.setenv("KERAS_CLIP_CACHE", str(cache))
     monkeypatch.setattr(download, "download_checkpoint", _refuse_download)
+    monkeypatch.setitem(presets.PRESETS, "ViT-B/32", tiny_release())
     interactive_logging = keras.config.is_interactive_logging_enabled()
     keras.config.disable_interactive_logging()
     yield working_folder

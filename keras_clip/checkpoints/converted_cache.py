@@ -15,14 +15,14 @@ import os
 
 from keras_clip.checkpoints.deferred_init import build_with_assigned_values
 from keras_clip.checkpoints.download import file_sha256
-from keras_clip.checkpoints.openai_state_dict import keras_value, same_layout
+from keras_clip.checkpoints.openai_state_dict import keras_value, same_layout, with_architecture
 from keras_clip.checkpoints.safetensors_io import read_safetensors
 from keras_clip.checkpoints.stored_array import prefetched
 from keras_clip.errors import CheckpointError
 from keras_clip.models.clip import CLIP
 from keras_clip.utils.atomic_files import atomic_write
 
-FORMAT = "keras_clip.converted_weights.v1"
+FORMAT = "keras_clip.converted_weights.v2"  # v2: architecture options (activation, heads, MLP width, ...)
 
 
 def converted_path(cache_root, sha256):
@@ -77,11 +77,13 @@ def weight_names(model):
     return [path[len(prefix):] if path.startswith(prefix) else path for path in paths]
 
 
-def load_converted(path, **kwargs):
+def load_converted(path, architecture=None, **kwargs):
     """The CLIP cached at `path`.
 
     Args:
         path: the cache file.
+        architecture: `CLIP` arguments that replace the cached ones (e.g. a config's activation or heads:
+            they change no weight's shape).
         **kwargs: extra `CLIP` constructor arguments, e.g. `name`, `dtype`.
 
     Raises:
@@ -91,7 +93,7 @@ def load_converted(path, **kwargs):
     tensors, metadata = read_safetensors(path)
     if metadata.get("format") != FORMAT or "config" not in metadata:
         raise CheckpointError(f"{path} is not a cache file of format {FORMAT}")
-    config = json.loads(metadata["config"])
+    config = with_architecture(json.loads(metadata["config"]), architecture)
 
     def build(arrays):
         model = CLIP(**config, **kwargs)

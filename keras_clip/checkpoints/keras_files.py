@@ -16,26 +16,6 @@ from keras_clip.models.clip import CLIP
 from keras_clip.utils.atomic_files import atomic_path
 
 CONFIG_ATTRIBUTE = "keras_clip_config"
-ARCHITECTURE_KEYS = (
-    "embed_dim",
-    "image_resolution",
-    "vision_layers",
-    "vision_width",
-    "vision_patch_size",
-    "context_length",
-    "vocab_size",
-    "transformer_width",
-    "transformer_heads",
-    "transformer_layers",
-)
-
-
-def architecture_config(model):
-    """The CLIP constructor arguments of a model, JSON-serialisable."""
-    config = model.get_config()
-    return {key: config[key] for key in ARCHITECTURE_KEYS}
-
-
 def save_weights_with_config(model, path):
     """`model.save_weights(path)` plus the architecture, written through a temporary file."""
     import h5py
@@ -45,7 +25,7 @@ def save_weights_with_config(model, path):
     with atomic_path(path, suffix=".weights.h5") as temporary:
         model.save_weights(temporary)
         with h5py.File(temporary, "a") as file:
-            file.attrs[CONFIG_ATTRIBUTE] = json.dumps(architecture_config(model))
+            file.attrs[CONFIG_ATTRIBUTE] = json.dumps(model.architecture())
     return str(path)
 
 
@@ -109,7 +89,7 @@ def _with_dtype(model, dtype):
     """A copy of a CLIP built with another dtype policy, its weights cast to it."""
 
     def build():
-        copy = CLIP(**architecture_config(model), name=model.name, dtype=dtype)
+        copy = CLIP(**model.architecture(), name=model.name, dtype=dtype)
         for target, source in zip(copy.weights, model.weights):
             target.assign(keras.ops.cast(source.value, target.dtype))
         return copy

@@ -74,7 +74,7 @@ def infer_architecture(state_dict):
             "ModifiedResNet one ('visual.layer1.0.conv1.weight'); is this an OpenAI CLIP checkpoint?"
         )
     transformer_width = _shape(state_dict, "ln_final.weight")[0]
-    return dict(
+    config = dict(
         embed_dim=_shape(state_dict, "text_projection")[1],
         image_resolution=image_resolution,
         vision_layers=vision_layers,
@@ -86,6 +86,12 @@ def infer_architecture(state_dict):
         transformer_heads=transformer_width // 64,
         transformer_layers=_count_blocks(state_dict, "transformer.resblocks."),
     )
+    # MLP widths are in the weights; heads, activation and LayerNorm epsilon are not (see `model_for_state_dict`).
+    if "transformer.resblocks.0.mlp.c_fc.weight" in state_dict:
+        config["transformer_mlp_width"] = _shape(state_dict, "transformer.resblocks.0.mlp.c_fc.weight")[0]
+    if "visual.transformer.resblocks.0.mlp.c_fc.weight" in state_dict:
+        config["vision_mlp_width"] = _shape(state_dict, "visual.transformer.resblocks.0.mlp.c_fc.weight")[0]
+    return config
 
 
 def _dense(prefix, dense):
@@ -280,7 +286,7 @@ def assign_state_dict(planned, state_dict, on_value=None):
         variable.assign(tf.cast(value, variable.dtype))
 
 
-def build_model(state_dict, dtype=None, **kwargs):
+def build_model(state_dict, dtype=None, architecture=None, **kwargs):
     """A CLIP with the architecture and weights of a state dict in OpenAI's naming.
 
     Arrays are cast to the model's variable dtype (float16 ones upcast to float32 exactly under
@@ -292,6 +298,8 @@ def build_model(state_dict, dtype=None, **kwargs):
             "float16" store the weights in that dtype for inference (embeddings and logits
             stay float32), "mixed_bfloat16" / "mixed_float16" keep float32 weights and compute
             in the half dtype. See `keras_clip/checkpoints/dtypes.py`.
+        architecture: `CLIP` arguments the weights cannot tell, e.g. `{"activation": "gelu",
+            "vision_heads": 16}` (see `model_for_state_dict`).
         **kwargs: extra `CLIP` constructor arguments, e.g. `name`.
 
     Returns:
@@ -304,14 +312,53 @@ def build_model(state_dict, dtype=None, **kwargs):
     Example:
     >>> model = keras_clip.build_model({k: v.numpy() for k, v in torch_model.state_dict().items()}, dtype="bfloat16")
     """
-    model = model_for_state_dict(state_dict, dtype=dtype, **kwargs)
+    model = model_for_state_dict(state_dict, dtype=dtype, architecture=architecture, **kwargs)
     load_openai_state_dict(model, state_dict)
     return model
 
 
-def model_for_state_dict(state_dict, dtype=None, **kwargs):
-    """A CLIP of the architecture a state dict describes, not yet holding its weights (see `build_model`)."""
+def model_for_state_dict(state_dict, dtype=None, architecture=None, **kwargs):
+    """A CLIP of the architecture a state dict describes, not yet holding its weights (see `build_model`).
+
+    Args:
+        architecture: `CLIP` arguments the weights cannot tell (heads, activation, LayerNorm epsilon,
+            pooling), e.g. from the checkpoint's config; sizes it also gives must agree with the weights.
+
+    Raises:
+        StateDictError: the weights describe another size than `architecture` states (named).
+    """
     dtype = model_dtype(dtype)
     config = infer_architecture(state_dict)
     _check_metadata(state_dict, config)
-    return CLIP(**config, dtype=dtype, **kwargs)
+    return CLIP(**with_architecture(config, architecture), dtype=dtype, **kwargs)
+
+
+# Arguments the weights' shapes tell (the heads they do not: only their product with the head width).
+SHAPE_KEYS = ("embed_dim", "image_resolution", "vision_layers", "vision_width", "vision_patch_size",
+              "context_length", "vocab_size", "transformer_width", "transformer_layers", "vision_mlp_width",
+              "transformer_mlp_width")  # fmt: skip
+
+
+def with_architecture(weights_config, architecture):
+    """`weights_config` (`CLIP` arguments read from weights) updated by `architecture` (a config's).
+
+    Raises:
+        StateDictError: `architecture` states a size the weights do not have (named).
+    """
+    config = dict(weights_config)
+    for key, value in (architecture or {}).items():
+        if key in SHAPE_KEYS and key in config and _normalized(value) != _normalized(config[key]):
+            raise StateDictError(f"The config says {key}={value!r} but the weights describe {config[key]!r}")
+        config[key] = value
+    return config
+
+
+def _normalized(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def same_architecture(first, second):
+    """Whether two dicts of `CLIP` arguments are equal (a list and a tuple of the same ints are)."""
+    return {key: _normalized(value) for key, value in first.items()} == {
+        key: _normalized(value) for key, value in second.items()
+    }

@@ -77,6 +77,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"keras-clip {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `keras-clip models | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as error:  # every failure, ours or a library's: one line, unless --debug
         if args.debug:
             raise

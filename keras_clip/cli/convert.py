@@ -29,11 +29,7 @@ def add_arguments(parser):
 def run(args):
     if not args.output.endswith(OUTPUT_SUFFIXES):
         raise arguments.UsageError(f"the output must end in .keras or .weights.h5, got {args.output}")
-    from keras_clip.checkpoints.keras_files import (
-        architecture_config,
-        save_model_file,
-        save_weights_with_config,
-    )
+    from keras_clip.checkpoints.keras_files import save_model_file, save_weights_with_config
 
     start = time.perf_counter()
     model = load_clip(args)
@@ -41,7 +37,7 @@ def run(args):
         save_model_file(model, args.output)
     else:
         save_weights_with_config(model, args.output)
-    print(f"architecture: {architecture_config(model)}")
+    print(f"architecture: {model.architecture()}")
     print(f"parameters: {model.count_params():,}")
     print(f"wrote {args.output} ({os.path.getsize(args.output) / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
     return 0

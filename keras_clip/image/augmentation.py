@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from keras_clip.image.decoding import decode_image
 from keras_clip.image.preprocessing import DEFAULT_PARALLEL_ITERATIONS, as_rgb_pixels, normalize_image, preprocess_image
-from keras_clip.image.resizing import resize_bicubic
+from keras_clip.image.resizing import resize_image
 
 OPENCLIP_SCALE = (0.9, 1.0)
 TORCHVISION_RATIO = (3.0 / 4.0, 4.0 / 3.0)
@@ -71,7 +71,7 @@ def crop_and_resize(image, box, image_resolution):
     """`image[top:top + h, left:left + w]` resized to a square of side `image_resolution` with PIL's bicubic filter."""
     top, left, crop_height, crop_width = box
     crop = image[top : top + crop_height, left : left + crop_width]
-    return resize_bicubic(crop, image_resolution, image_resolution)
+    return resize_image(crop, image_resolution, image_resolution)
 
 
 def augment_image(

@@ -12,20 +12,22 @@ lose their alpha before resizing (PIL resizes premultiplied colours), and 16-bit
 their high byte (PIL saturates them to white). RGB, grayscale and CMYK images match OpenAI's exactly.
 """
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 
 from keras_clip.image.decoding import decode_image
-from keras_clip.image.resizing import resize_and_center_crop
-from keras_clip.image.statistics import OPENAI_IMAGE_MEAN, OPENAI_IMAGE_STD
+from keras_clip.image.resizing import resize_to_square
+from keras_clip.image.settings import OPENAI_IMAGE_MEAN, OPENAI_IMAGE_STD, Preprocessing
 
 # Images decoded at once by a batch of encoded images inside a graph: bounds the memory a batch of
 # large photographs takes (a 6000x4000 JPEG needs about 100 MB while it is resized).
 DEFAULT_PARALLEL_ITERATIONS = 4
 
 
-def normalize_image(images):
-    """Pixels in [0, 255] -> float32 scaled to [0, 1] and normalised with OpenAI's mean and std (last axis RGB).
+def normalize_image(images, mean=OPENAI_IMAGE_MEAN, std=OPENAI_IMAGE_STD):
+    """Pixels in [0, 255] -> float32 scaled to [0, 1] and normalised with mean and std (last axis RGB; OpenAI's).
 
     The arithmetic is PyTorch's `ToTensor` + `Normalize` in float32 (divide by 255, subtract the mean,
     divide by the std), so uint8 pixels give bit-identical results eagerly, in `tf.function` and in
@@ -38,8 +40,8 @@ def normalize_image(images):
     # Rows of width x channels, with the channel statistics tiled along them: broadcasting a row is
     # several times faster than broadcasting over an innermost axis of size 3.
     rows = tf.reshape(tf.cast(images, tf.float32), [-1, shape[-2] * 3])
-    mean = tf.tile(tf.constant(OPENAI_IMAGE_MEAN, tf.float32), [shape[-2]])
-    std = tf.tile(tf.constant(OPENAI_IMAGE_STD, tf.float32), [shape[-2]])
+    mean = tf.tile(tf.constant(mean, tf.float32), [shape[-2]])
+    std = tf.tile(tf.constant(std, tf.float32), [shape[-2]])
     normalized = tf.math.divide_no_nan(tf.math.divide_no_nan(rows, tf.constant(255.0)) - mean, std)
     return tf.reshape(normalized, shape)
 
@@ -66,39 +68,54 @@ def as_rgb_pixels(images):
     return images
 
 
-def _decode_resize_crop(data, image_resolution, index=None, path=None):
-    return resize_and_center_crop(decode_image(data, index=index, path=path), image_resolution)
+def _pixels(images, settings):
+    return resize_to_square(images, settings.image_resolution, settings.interpolation, settings.resize_mode)
 
 
-def _preprocess_encoded(data, image_resolution, parallel_iterations, path):
+def _decoded_pixels(data, settings, index=None, path=None):
+    return _pixels(decode_image(data, index=index, path=path), settings)
+
+
+def _preprocess_encoded(data, settings, parallel_iterations, path):
     if data.shape.rank == 0:
-        return normalize_image(_decode_resize_crop(data, image_resolution, path=path))
+        return _decoded_pixels(data, settings, path=path)
     if data.shape.rank != 1:
         raise ValueError(f"Encoded images must be a scalar or a vector of strings, got shape {data.shape}")
     if path is not None:
         raise ValueError("path= names one encoded image (a scalar string); a batch's images are named by index")
+    side = settings.image_resolution
     if tf.executing_eagerly():
-        pixels = [_decode_resize_crop(data[index], image_resolution, index=index) for index in range(len(data))]
-        empty = tf.zeros([0, image_resolution, image_resolution, 3], tf.uint8)
-        return normalize_image(tf.stack(pixels) if pixels else empty)
+        pixels = [_decoded_pixels(data[index], settings, index=index) for index in range(len(data))]
+        return tf.stack(pixels) if pixels else tf.zeros([0, side, side, 3], tf.uint8)
 
     # No Python control flow depends on tensors here: skipping AutoGraph's conversion saves seconds of tracing.
     @tf.autograph.experimental.do_not_convert
     def preprocess_one(element):
         encoded, index = element
-        return _decode_resize_crop(encoded, image_resolution, index=index)
+        return _decoded_pixels(encoded, settings, index=index)
 
-    pixels = tf.map_fn(
+    return tf.map_fn(
         preprocess_one,
         (data, tf.range(tf.shape(data)[0])),
-        fn_output_signature=tf.TensorSpec([image_resolution, image_resolution, 3], tf.uint8),
+        fn_output_signature=tf.TensorSpec([side, side, 3], tf.uint8),
         parallel_iterations=parallel_iterations,
     )
-    return normalize_image(pixels)
 
 
-def preprocess_image(images, image_resolution, parallel_iterations=DEFAULT_PARALLEL_ITERATIONS, path=None):
-    """OpenAI's CLIP preprocessing of encoded images or pixels, as TensorFlow ops (usable in `tf.data`).
+def preprocess_image(
+    images,
+    image_resolution,
+    parallel_iterations=DEFAULT_PARALLEL_ITERATIONS,
+    path=None,
+    mean=OPENAI_IMAGE_MEAN,
+    std=OPENAI_IMAGE_STD,
+    interpolation="bicubic",
+    resize_mode="shortest",
+):
+    """A CLIP's image preprocessing of encoded images or pixels, as TensorFlow ops (usable in `tf.data`).
+
+    By default OpenAI's: resize the shorter side with PIL's bicubic filter, centre crop, normalise with
+    OpenAI's mean and std; other checkpoints' settings are arguments (`keras_clip.load` returns them).
 
     Args:
         images: encoded image bytes (JPEG, PNG, GIF, BMP, WebP) as a scalar or [N] `tf.string`, or pixels
@@ -107,6 +124,10 @@ def preprocess_image(images, image_resolution, parallel_iterations=DEFAULT_PARAL
         image_resolution: the side of the square output, e.g. 224.
         parallel_iterations: how many encoded images of a batch are decoded at once in a graph.
         path: for one encoded image (a scalar string), the file it came from, named in errors.
+        mean, std: per RGB channel, of pixels scaled to [0, 1].
+        interpolation: "bicubic" or "bilinear" (PIL's antialiased filters, bit for bit).
+        resize_mode: "shortest" (shorter side to `image_resolution`, centre crop), "squash" (both sides)
+            or "longest" (longer side, centred on black).
 
     Returns:
         float32 [N, R, R, 3] (or [R, R, 3] for one image), R = `image_resolution`.
@@ -121,27 +142,34 @@ def preprocess_image(images, image_resolution, parallel_iterations=DEFAULT_PARAL
     >>> next(iter(dataset)).shape
     TensorShape([32, 224, 224, 3])
     """
+    settings = Preprocessing(image_resolution, mean, std, interpolation, resize_mode)
     images = tf.convert_to_tensor(images)
     if images.dtype == tf.string:
-        return _preprocess_encoded(images, image_resolution, parallel_iterations, path)
-    return normalize_image(resize_and_center_crop(as_rgb_pixels(images), image_resolution))
+        pixels = _preprocess_encoded(images, settings, parallel_iterations, path)
+    else:
+        pixels = _pixels(as_rgb_pixels(images), settings)
+    return normalize_image(pixels, settings.mean, settings.std)
 
 
 @keras.saving.register_keras_serializable(package="keras_clip")
 class ImagePreprocessor(keras.layers.Layer):
-    """OpenAI's CLIP image preprocessing as a Keras layer: encoded bytes or pixels in, model input out.
+    """A CLIP's image preprocessing as a Keras layer: encoded bytes or pixels in, model input out.
 
     Decodes encoded images (JPEG incl. CMYK and progressive, PNG incl. 16-bit and palette, GIF first
-    frame, BMP, WebP; grayscale and alpha become RGB), resizes the shorter side to `image_resolution`
-    with PIL's antialiased bicubic filter, crops the centre square, scales to [0, 1] and normalises
-    with OpenAI's mean and standard deviation. Encoded images of different sizes in one batch are
-    processed image by image (at most `parallel_iterations` at once in a graph), so memory is bounded
-    by the largest images, not by the batch size. Only core
+    frame, BMP, WebP; grayscale and alpha become RGB), then by default does OpenAI's preprocessing:
+    resizes the shorter side to `image_resolution` with PIL's antialiased bicubic filter, crops the
+    centre square, scales to [0, 1] and normalises with OpenAI's mean and standard deviation. Other
+    checkpoints' settings (`keras_clip.load` returns the layer for a checkpoint) are arguments. Encoded
+    images of different sizes in one batch are processed image by image (at most `parallel_iterations`
+    at once in a graph), so memory is bounded by the largest images, not by the batch size. Only core
     TensorFlow ops are used: the layer works in `tf.data` and in SavedModels served by TF Serving.
 
     Args:
         image_resolution: side of the square output images (the model's `image_resolution`).
         parallel_iterations: how many encoded images of a batch are decoded at once inside a graph.
+        mean, std: per RGB channel, of pixels scaled to [0, 1] (OpenAI's by default).
+        interpolation: "bicubic" (OpenAI's) or "bilinear".
+        resize_mode: "shortest" (OpenAI's), "squash" or "longest".
 
     Inputs: `tf.string` encoded images, a scalar or [N]; or pixels [N, H, W, C] / [H, W, C]
     (C = 1, 3 or 4), uint8 in 0..255 or float with values in [0, 255].
@@ -154,17 +182,26 @@ class ImagePreprocessor(keras.layers.Layer):
     TensorShape([2, 224, 224, 3])
     """
 
-    def __init__(self, image_resolution=224, parallel_iterations=DEFAULT_PARALLEL_ITERATIONS, **kwargs):
+    def __init__(self, image_resolution=224, parallel_iterations=DEFAULT_PARALLEL_ITERATIONS, mean=OPENAI_IMAGE_MEAN,
+                 std=OPENAI_IMAGE_STD, interpolation="bicubic", resize_mode="shortest", **kwargs):  # fmt: skip
         kwargs.setdefault("dtype", "float32")
         super().__init__(autocast=False, **kwargs)
         # Lets callers pass Python bytes or lists of them; `call` converts them to tf.string.
         self._allow_non_tensor_positional_args = True
-        self.image_resolution = int(image_resolution)
+        self.settings = Preprocessing(int(image_resolution), mean, std, interpolation, resize_mode)
+        self.image_resolution = self.settings.image_resolution
         self.parallel_iterations = int(parallel_iterations)
         self.built = True
 
+    @classmethod
+    def from_settings(cls, settings, **kwargs):
+        """The layer of a `Preprocessing` record (e.g. a checkpoint's, from `keras_clip.models.presets`)."""
+        return cls(**dataclasses.asdict(settings), **kwargs)
+
     def call(self, inputs):
-        return preprocess_image(inputs, self.image_resolution, self.parallel_iterations)
+        settings = self.settings
+        return preprocess_image(inputs, self.image_resolution, self.parallel_iterations, None, settings.mean,
+                                settings.std, settings.interpolation, settings.resize_mode)  # fmt: skip
 
     def compute_output_shape(self, input_shape):
         side = (self.image_resolution, self.image_resolution, 3)
@@ -177,5 +214,5 @@ class ImagePreprocessor(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(image_resolution=self.image_resolution, parallel_iterations=self.parallel_iterations)
+        config.update(dataclasses.asdict(self.settings), parallel_iterations=self.parallel_iterations)
         return config

@@ -1,10 +1,10 @@
-"""PIL's bicubic resampling, and torchvision's `Resize(int)` / `CenterCrop` geometry, in TensorFlow ops.
+"""PIL's bicubic and bilinear resampling, and the geometry of torchvision's and open_clip's resize modes.
 
 PIL resizes in two separable passes (horizontal then vertical; vertical first in Pillow 13 when the
-height shrinks much more than the width). For each output pixel a pass takes the
-Keys cubic filter (a = -0.5), widened by the downscaling factor (antialiasing), at the input pixels
-under it, normalises these taps to sum to one and rounds them to 22-bit fixed point; 8-bit pixels are
-summed with the integer taps and rounded back to 8 bits after each pass.
+height shrinks much more than the width). For each output pixel a pass takes the filter (bicubic: the
+Keys cubic, a = -0.5, support 2; bilinear: the triangle, support 1), widened by the downscaling factor
+(antialiasing), at the input pixels under it, normalises these taps to sum to one and rounds them to
+22-bit fixed point; 8-bit pixels are summed with the integer taps and rounded back to 8 bits after each pass.
 
 Here the taps are computed in float64 with PIL's formulas and rounding, and each pass is a product of
 a banded matrix (the taps) with the image, computed in blocks of `_OUTPUTS_PER_BLOCK` output pixels:
@@ -27,7 +27,7 @@ _OUTPUTS_PER_BLOCK = 8
 # Above this many float32 input values under all blocks' windows (16 MB), blocks are resampled one at a time.
 _MAX_WINDOW_VALUES = 1 << 22
 _BICUBIC_A = -0.5
-_BICUBIC_SUPPORT = 2.0
+RESIZE_MODES = ("shortest", "squash", "longest")
 
 
 def shorter_side_size(height, width, resolution):
@@ -71,6 +71,22 @@ def _keys_cubic(x):
     return tf.where(x < 1.0, near, tf.where(x < 2.0, far, tf.zeros_like(x)))
 
 
+def _triangle(x):
+    """PIL's bilinear filter (float64)."""
+    x = tf.abs(x)
+    return tf.where(x < 1.0, 1.0 - x, tf.zeros_like(x))
+
+
+# interpolation name -> (PIL's filter, its support)
+FILTERS = {"bicubic": (_keys_cubic, 2.0), "bilinear": (_triangle, 1.0)}
+
+
+def check_interpolation(interpolation):
+    if interpolation not in FILTERS:
+        raise ValueError(f"Unknown interpolation {interpolation!r}; expected one of {', '.join(FILTERS)}")
+    return interpolation
+
+
 def _fixed_point(weights):
     """PIL's rounding of normalised taps to 22-bit integers (half away from zero), as float64."""
     scaled = weights * float(1 << _PRECISION_BITS)
@@ -86,9 +102,10 @@ class _BandedResampling:
         first, count: the output window computed: pixels first .. first + count - 1.
         exact_8_bit: PIL's fixed-point taps, split in two parts (see the module docstring);
             otherwise the float taps, unrounded.
+        interpolation: "bicubic" or "bilinear".
     """
 
-    def __init__(self, input_size, output_size, first, count, exact_8_bit):
+    def __init__(self, input_size, output_size, first, count, exact_8_bit, interpolation):
         self.count = count
         self.exact_8_bit = exact_8_bit
         self.blocks = (count + _OUTPUTS_PER_BLOCK - 1) // _OUTPUTS_PER_BLOCK
@@ -99,7 +116,8 @@ class _BandedResampling:
         # PIL's filter for each output pixel: its centre, support and the input pixels under it.
         scale = tf.cast(input_size, tf.float64) / tf.cast(output_size, tf.float64)
         filter_scale = tf.maximum(scale, 1.0)
-        support = _BICUBIC_SUPPORT * filter_scale
+        kernel, kernel_support = FILTERS[interpolation]
+        support = kernel_support * filter_scale
         center = (tf.cast(outputs, tf.float64) + 0.5) * scale
         # C's (int) conversion truncates toward zero, as tf.cast does.
         taps_start = tf.maximum(tf.cast(center - support + 0.5, tf.int32), 0)
@@ -111,7 +129,7 @@ class _BandedResampling:
         self.starts = tf.minimum(starts, input_size - self.window)
         positions = self.starts[:, None, None] + tf.range(self.window)[None, None, :]  # [blocks, 1, window]
         offsets = tf.cast(positions, tf.float64) - center + 0.5
-        weights = _keys_cubic(offsets * (1.0 / filter_scale))
+        weights = kernel(offsets * (1.0 / filter_scale))
         weights = tf.where((positions >= taps_start) & (positions < taps_end), weights, 0.0)
         # A running sum adds the taps one after another, in PIL's order (a tree reduction could differ
         # in the last bit); the zeros before the first tap change nothing.
@@ -160,7 +178,7 @@ class _BandedResampling:
         return resampled[: self.count]
 
 
-def _resample_axis(images, axis, output_size, first, count, exact_8_bit):
+def _resample_axis(images, axis, output_size, first, count, exact_8_bit, interpolation):
     """Resamples `axis` (1: vertical, 2: horizontal) of [N, H, W, C] images to output pixels first..first + count - 1.
 
     Returns float32 (whole numbers for exact_8_bit).
@@ -174,7 +192,7 @@ def _resample_axis(images, axis, output_size, first, count, exact_8_bit):
 
     def resample():
         rows = tf.reshape(moved, [input_size, -1])
-        resampled = _BandedResampling(input_size, output_size, first, count, exact_8_bit)(rows)
+        resampled = _BandedResampling(input_size, output_size, first, count, exact_8_bit, interpolation)(rows)
         return tf.reshape(resampled, tf.concat([[count], tf.shape(moved)[1:]], 0))
 
     # PIL skips a pass when its size is kept.
@@ -188,8 +206,8 @@ def _static(size):
     return size if isinstance(size, int) else None
 
 
-def resize_window(images, height, width, top, left, window_height, window_width):
-    """`resize_bicubic(images, height, width)[..., top:top + window_height, left:left + window_width, :]`.
+def resize_window(images, height, width, top, left, window_height, window_width, interpolation="bicubic"):
+    """`resize_image(images, height, width)[..., top:top + window_height, left:left + window_width, :]`.
 
     Computes only the pixels of the window (a centre crop's cost is the crop's, not the whole resize's).
 
@@ -200,23 +218,25 @@ def resize_window(images, height, width, top, left, window_height, window_width)
         height, width: the size of the whole resized image.
         top, left: the window's corner in the resized image.
         window_height, window_width: the window's size (Python ints make the graph static).
+        interpolation: PIL's "bicubic" or "bilinear" filter.
 
     Returns:
         [N, window_height, window_width, C] (or without N); uint8 for uint8 input, float32 otherwise.
     """
+    check_interpolation(interpolation)
     images = tf.convert_to_tensor(images)
     if images.shape.rank == 3:
-        return resize_window(images[None], height, width, top, left, window_height, window_width)[0]
+        return resize_window(images[None], height, width, top, left, window_height, window_width, interpolation)[0]
     exact_8_bit = images.dtype == tf.uint8
     if not exact_8_bit:
         images = tf.cast(images, tf.float32)
     shape = tf.shape(images)
 
     def horizontal(images):
-        return _resample_axis(images, 2, width, left, window_width, exact_8_bit)
+        return _resample_axis(images, 2, width, left, window_width, exact_8_bit, interpolation)
 
     def vertical(images):
-        return _resample_axis(images, 1, height, top, window_height, exact_8_bit)
+        return _resample_axis(images, 1, height, top, window_height, exact_8_bit, interpolation)
 
     # Pillow 13 resamples vertically first when the height shrinks by more than twice as many pixels as
     # the width (earlier versions always go horizontally first); the order changes the rounding in between.
@@ -228,27 +248,29 @@ def resize_window(images, height, width, top, left, window_height, window_width)
     return tf.ensure_shape(resized, [images.shape[0], _static(window_height), _static(window_width), images.shape[3]])
 
 
-def resize_bicubic(images, height, width):
-    """Resizes like PIL's `Image.resize((width, height), Image.BICUBIC)`.
+def resize_image(images, height, width, interpolation="bicubic"):
+    """Resizes like PIL's `Image.resize((width, height), Image.BICUBIC)` (or `BILINEAR`).
 
     Args:
         images: [N, H, W, C] or [H, W, C]; uint8 (resampled exactly like PIL resamples 8-bit images,
             rounding after each pass: equal to PIL's output) or float with values in [0, 255] (same
             filter, clipped to [0, 255], not rounded).
         height, width: the output size (ints or int32 scalar tensors).
+        interpolation: "bicubic" or "bilinear".
 
     Returns:
         uint8 images for uint8 input, float32 otherwise; [N, height, width, C] (or [height, width, C]).
     """
-    return resize_window(images, height, width, 0, 0, height, width)
+    return resize_window(images, height, width, 0, 0, height, width, interpolation)
 
 
-def resize_and_center_crop(images, resolution):
-    """torchvision's `Resize(resolution, BICUBIC)` then `CenterCrop(resolution)` on PIL images.
+def resize_and_center_crop(images, resolution, interpolation="bicubic"):
+    """torchvision's `Resize(resolution)` (shorter side) then `CenterCrop(resolution)` on PIL images.
 
     Args:
-        images: [N, H, W, C] or [H, W, C], uint8 or float in [0, 255] (see `resize_bicubic`).
+        images: [N, H, W, C] or [H, W, C], uint8 or float in [0, 255] (see `resize_image`).
         resolution: int, the side of the square output.
+        interpolation: "bicubic" or "bilinear".
 
     Returns:
         [N, resolution, resolution, C] (or [resolution, resolution, C]); uint8 for uint8 input, else float32.
@@ -258,4 +280,49 @@ def resize_and_center_crop(images, resolution):
     height, width = shape[-3], shape[-2]
     new_height, new_width = shorter_side_size(height, width, resolution)
     top, left = center_crop_offsets(new_height, new_width, resolution)
-    return resize_window(images, new_height, new_width, top, left, resolution, resolution)
+    return resize_window(images, new_height, new_width, top, left, resolution, resolution, interpolation)
+
+
+def longer_side_size(height, width, resolution):
+    """open_clip's `ResizeKeepRatio(longest=1)`: the longer side becomes `resolution`, the shorter
+    `round(side * resolution / longer)` (halves to even, as Python's round)."""
+    height = tf.cast(height, tf.float64)
+    width = tf.cast(width, tf.float64)
+    ratio = tf.maximum(height, width) / resolution
+    return tf.cast(tf.round(height / ratio), tf.int32), tf.cast(tf.round(width / ratio), tf.int32)
+
+
+def resize_and_pad(images, resolution, interpolation="bicubic"):
+    """open_clip's "longest" mode: the longer side resized to `resolution`, then centred on a black square.
+
+    The padding is split as `CenterCropOrPad` splits it (the odd pixel at the bottom / right).
+    """
+    images = tf.convert_to_tensor(images)
+    shape = tf.shape(images)
+    new_height, new_width = longer_side_size(shape[-3], shape[-2], resolution)
+    resized = resize_image(images, new_height, new_width, interpolation)
+    top, left = (resolution - new_height) // 2, (resolution - new_width) // 2
+    padding = [[top, resolution - new_height - top], [left, resolution - new_width - left], [0, 0]]
+    if images.shape.rank == 4:
+        padding = [[0, 0]] + padding
+    padded = tf.pad(resized, padding)
+    return tf.ensure_shape(padded, images.shape[:-3].concatenate([resolution, resolution, images.shape[-1]]))
+
+
+def resize_to_square(images, resolution, interpolation="bicubic", resize_mode="shortest"):
+    """Images of any size to [resolution, resolution] by a checkpoint's resize mode.
+
+    Args:
+        images: [N, H, W, C] or [H, W, C], uint8 or float in [0, 255].
+        resolution: the side of the square output.
+        interpolation: "bicubic" or "bilinear" (PIL's filters).
+        resize_mode: "shortest" (shorter side to `resolution`, centre crop; OpenAI's), "squash" (both
+            sides to `resolution`, the aspect ratio lost) or "longest" (longer side, black padding).
+    """
+    if resize_mode == "shortest":
+        return resize_and_center_crop(images, resolution, interpolation)
+    if resize_mode == "squash":
+        return resize_image(images, resolution, resolution, interpolation)
+    if resize_mode == "longest":
+        return resize_and_pad(images, resolution, interpolation)
+    raise ValueError(f"Unknown resize_mode {resize_mode!r}; expected one of {', '.join(RESIZE_MODES)}")

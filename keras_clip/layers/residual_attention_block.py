@@ -1,11 +1,11 @@
-"""Pre-LayerNorm transformer block: attention and a QuickGELU MLP, each with a residual."""
+"""Pre-LayerNorm transformer block: attention and an MLP, each with a residual."""
 
 import keras
 
-from keras_clip.layers.activations import quick_gelu
+from keras_clip.layers.activations import get_activation
 from keras_clip.layers.attention import FusedSelfAttention
 
-LAYER_NORM_EPSILON = 1e-5
+LAYER_NORM_EPSILON = 1e-5  # OpenAI's and open_clip's (SigLIP's is 1e-6)
 
 
 @keras.saving.register_keras_serializable(package="keras_clip")
@@ -16,6 +16,9 @@ class ResidualAttentionBlock(keras.layers.Layer):
         width: model width.
         num_heads: number of attention heads.
         causal: apply a causal mask in the attention (the text tower does).
+        mlp_width: hidden width of the MLP (None: 4 * width, OpenAI's).
+        activation: the MLP's activation: "quick_gelu" (OpenAI's), "gelu" or "gelu_tanh".
+        layer_norm_epsilon: epsilon of both LayerNorms.
 
     Example:
     >>> block = ResidualAttentionBlock(width=64, num_heads=4)
@@ -23,22 +26,26 @@ class ResidualAttentionBlock(keras.layers.Layer):
     TensorShape([2, 10, 64])
     """
 
-    def __init__(self, width, num_heads, causal=False, **kwargs):
+    def __init__(self, width, num_heads, causal=False, mlp_width=None, activation="quick_gelu",
+                 layer_norm_epsilon=LAYER_NORM_EPSILON, **kwargs):  # fmt: skip
         super().__init__(**kwargs)
         self.width = width
         self.num_heads = num_heads
         self.causal = causal
+        self.mlp_width = int(mlp_width or 4 * width)
+        self.activation = activation
+        self.layer_norm_epsilon = layer_norm_epsilon
         policy = self.dtype_policy
-        self.ln_1 = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="ln_1", dtype=policy)
+        self.ln_1 = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="ln_1", dtype=policy)
         self.attn = FusedSelfAttention(width, num_heads, causal=causal, name="attn", dtype=policy)
-        self.ln_2 = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="ln_2", dtype=policy)
-        self.c_fc = keras.layers.Dense(4 * width, activation=quick_gelu, name="c_fc", dtype=policy)
+        self.ln_2 = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="ln_2", dtype=policy)
+        self.c_fc = keras.layers.Dense(self.mlp_width, activation=get_activation(activation), name="c_fc", dtype=policy)
         self.c_proj = keras.layers.Dense(width, name="c_proj", dtype=policy)
 
     def build(self, input_shape):
         for layer in (self.ln_1, self.attn, self.ln_2, self.c_fc):
             layer.build(input_shape)
-        self.c_proj.build(tuple(input_shape)[:-1] + (4 * self.width,))
+        self.c_proj.build(tuple(input_shape)[:-1] + (self.mlp_width,))
 
     def call(self, x):
         x = x + self.attn(self.ln_1(x))
@@ -49,5 +56,6 @@ class ResidualAttentionBlock(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(width=self.width, num_heads=self.num_heads, causal=self.causal)
+        config.update(width=self.width, num_heads=self.num_heads, causal=self.causal, mlp_width=self.mlp_width,
+                      activation=self.activation, layer_norm_epsilon=self.layer_norm_epsilon)  # fmt: skip
         return config

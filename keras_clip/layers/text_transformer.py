@@ -7,13 +7,15 @@ from keras_clip.layers.residual_attention_block import LAYER_NORM_EPSILON
 from keras_clip.layers.shapes import check_token_shape
 from keras_clip.layers.transformer import Transformer
 
+POOLINGS = ("argmax", "eos", "last")
+
 
 @keras.saving.register_keras_serializable(package="keras_clip")
 class TextTransformer(keras.layers.Layer):
-    """Token and positional embeddings, a causal transformer, and a projection of the EOT position.
+    """Token and positional embeddings, a transformer, and a projection of one pooled position.
 
-    The pooled position is the argmax of the token ids: the end-of-text token (49407) has the
-    largest id in CLIP's vocabulary.
+    OpenAI's CLIP pools at the argmax of the token ids (its end-of-text token, 49407, has the largest
+    id) behind a causal mask; other checkpoints pool at the first `eos_token_id` or at the last position.
 
     Args:
         context_length: number of token positions (77 for every OpenAI model).
@@ -22,6 +24,14 @@ class TextTransformer(keras.layers.Layer):
         num_heads: attention heads.
         num_layers: transformer depth.
         output_dim: size of the projected text embedding.
+        mlp_width: hidden width of the blocks' MLPs (None: 4 * width).
+        activation: the MLPs' activation: "quick_gelu" (OpenAI's), "gelu" or "gelu_tanh".
+        layer_norm_epsilon: epsilon of every LayerNorm.
+        causal: causal attention (OpenAI's) or full attention.
+        pooling: the position projected: "argmax" (of the token ids; OpenAI's), "eos" (the first
+            `eos_token_id`) or "last".
+        eos_token_id: the end-of-text id, for "eos" pooling.
+        projection_bias: the projection adds a bias.
 
     Example:
     >>> tower = TextTransformer(context_length=77, vocab_size=49408, width=64, num_heads=1,
@@ -30,14 +40,27 @@ class TextTransformer(keras.layers.Layer):
     TensorShape([2, 32])
     """
 
-    def __init__(self, context_length, vocab_size, width, num_heads, num_layers, output_dim, **kwargs):
+    def __init__(self, context_length, vocab_size, width, num_heads, num_layers, output_dim, mlp_width=None,
+                 activation="quick_gelu", layer_norm_epsilon=LAYER_NORM_EPSILON, causal=True, pooling="argmax",
+                 eos_token_id=None, projection_bias=False, **kwargs):  # fmt: skip
         super().__init__(**kwargs)
+        if pooling not in POOLINGS:
+            raise ValueError(f"Unknown text pooling {pooling!r}; expected one of {', '.join(POOLINGS)}")
+        if pooling == "eos" and eos_token_id is None:
+            raise ValueError('pooling="eos" needs the eos_token_id')
         self.context_length = context_length
         self.vocab_size = vocab_size
         self.width = width
         self.num_heads = num_heads
         self.num_layers = num_layers
         self.output_dim = output_dim
+        self.mlp_width = int(mlp_width or 4 * width)
+        self.activation = activation
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.causal = causal
+        self.pooling = pooling
+        self.eos_token_id = eos_token_id
+        self.projection_bias = projection_bias
         policy = self.dtype_policy
         self.token_embedding = keras.layers.Embedding(
             vocab_size,
@@ -46,9 +69,10 @@ class TextTransformer(keras.layers.Layer):
             name="token_embedding",
             dtype=policy,
         )
-        self.transformer = Transformer(width, num_layers, num_heads, causal=True, name="transformer", dtype=policy)
+        self.transformer = Transformer(width, num_layers, num_heads, causal, self.mlp_width, activation,
+                                       layer_norm_epsilon, name="transformer", dtype=policy)  # fmt: skip
         self._set_block_initializers()
-        self.ln_final = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="ln_final", dtype=policy)
+        self.ln_final = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="ln_final", dtype=policy)
 
     def build(self, input_shape=None):
         self.positional_embedding = self.add_weight(
@@ -61,6 +85,10 @@ class TextTransformer(keras.layers.Layer):
             initializer=keras.initializers.RandomNormal(stddev=self.width**-0.5),
             name="text_projection",
         )
+        if self.projection_bias:
+            self.text_projection_bias = self.add_weight(
+                shape=(self.output_dim,), initializer="zeros", name="text_projection_bias"
+            )
         self.token_embedding.build((None, self.context_length))
         sequence_shape = (None, self.context_length, self.width)
         self.transformer.build(sequence_shape)
@@ -82,16 +110,29 @@ class TextTransformer(keras.layers.Layer):
             ):
                 dense.kernel_initializer = keras.initializers.RandomNormal(stddev=std)
 
+    @property
+    def trims_after_pooled_position(self):
+        """True if positions after every row's pooled one cannot change the output (causal, not "last")."""
+        return self.causal and self.pooling != "last"
+
+    def pooled_positions(self, tokens):
+        """The position each row of `tokens` is pooled at (int [N])."""
+        if self.pooling == "argmax":
+            return ops.argmax(tokens, axis=-1)
+        if self.pooling == "eos":
+            return ops.argmax(ops.cast(ops.equal(tokens, self.eos_token_id), "int32"), axis=-1)
+        return ops.full((ops.shape(tokens)[0],), ops.shape(tokens)[1] - 1, "int32")
+
     def call(self, tokens):
-        # Tokens may be cut to fewer than context_length positions after every row's EOT: the
-        # causal mask makes the later positions irrelevant to the pooled one.
-        check_token_shape(tokens.shape, self.context_length, allow_shorter=True)
+        # Tokens may be cut to fewer than context_length positions after every row's pooled position
+        # when `trims_after_pooled_position`: the causal mask makes the later positions irrelevant.
+        check_token_shape(tokens.shape, self.context_length, allow_shorter=self.trims_after_pooled_position)
         x = self.token_embedding(tokens)
         x = x + ops.cast(self.positional_embedding[: ops.shape(tokens)[1]], x.dtype)
         x = self.ln_final(self.transformer(x))
-        eot_positions = ops.argmax(tokens, axis=-1)
-        x = ops.take_along_axis(x, eot_positions[:, None, None], axis=1)[:, 0]
-        return ops.matmul(x, ops.cast(self.text_projection, x.dtype))
+        x = ops.take_along_axis(x, ops.cast(self.pooled_positions(tokens), "int32")[:, None, None], axis=1)[:, 0]
+        x = ops.matmul(x, ops.cast(self.text_projection, x.dtype))
+        return x + ops.cast(self.text_projection_bias, x.dtype) if self.projection_bias else x
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.output_dim)
@@ -105,5 +146,12 @@ class TextTransformer(keras.layers.Layer):
             num_heads=self.num_heads,
             num_layers=self.num_layers,
             output_dim=self.output_dim,
+            mlp_width=self.mlp_width,
+            activation=self.activation,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+            causal=self.causal,
+            pooling=self.pooling,
+            eos_token_id=self.eos_token_id,
+            projection_bias=self.projection_bias,
         )
         return config

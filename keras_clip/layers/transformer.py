@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_clip.layers.residual_attention_block import ResidualAttentionBlock
+from keras_clip.layers.residual_attention_block import LAYER_NORM_EPSILON, ResidualAttentionBlock
 
 
 @keras.saving.register_keras_serializable(package="keras_clip")
@@ -14,6 +14,7 @@ class Transformer(keras.layers.Layer):
         num_layers: number of blocks.
         num_heads: attention heads per block.
         causal: causal self-attention (text tower) or full (vision tower).
+        mlp_width, activation, layer_norm_epsilon: of every block (see `ResidualAttentionBlock`).
 
     Example:
     >>> stack = Transformer(width=64, num_layers=2, num_heads=4, causal=True)
@@ -21,14 +22,19 @@ class Transformer(keras.layers.Layer):
     TensorShape([2, 77, 64])
     """
 
-    def __init__(self, width, num_layers, num_heads, causal=False, **kwargs):
+    def __init__(self, width, num_layers, num_heads, causal=False, mlp_width=None, activation="quick_gelu",
+                 layer_norm_epsilon=LAYER_NORM_EPSILON, **kwargs):  # fmt: skip
         super().__init__(**kwargs)
         self.width = width
         self.num_layers = num_layers
         self.num_heads = num_heads
         self.causal = causal
+        self.mlp_width = int(mlp_width or 4 * width)
+        self.activation = activation
+        self.layer_norm_epsilon = layer_norm_epsilon
         self.resblocks = [
-            ResidualAttentionBlock(width, num_heads, causal=causal, name=f"resblocks_{i}", dtype=self.dtype_policy)
+            ResidualAttentionBlock(width, num_heads, causal, self.mlp_width, activation, layer_norm_epsilon,
+                                   name=f"resblocks_{i}", dtype=self.dtype_policy)  # fmt: skip
             for i in range(num_layers)
         ]
 
@@ -46,5 +52,7 @@ class Transformer(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(width=self.width, num_layers=self.num_layers, num_heads=self.num_heads, causal=self.causal)
+        config.update(width=self.width, num_layers=self.num_layers, num_heads=self.num_heads, causal=self.causal,
+                      mlp_width=self.mlp_width, activation=self.activation,
+                      layer_norm_epsilon=self.layer_norm_epsilon)  # fmt: skip
         return config

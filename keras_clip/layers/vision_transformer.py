@@ -7,6 +7,8 @@ from keras_clip.layers.residual_attention_block import LAYER_NORM_EPSILON
 from keras_clip.layers.shapes import check_image_shape
 from keras_clip.layers.transformer import Transformer
 
+POOLINGS = ("class_token",)
+
 
 @keras.saving.register_keras_serializable(package="keras_clip")
 class VisionTransformer(keras.layers.Layer):
@@ -19,6 +21,10 @@ class VisionTransformer(keras.layers.Layer):
         num_layers: transformer depth.
         num_heads: attention heads.
         output_dim: size of the projected image embedding.
+        mlp_width: hidden width of the blocks' MLPs (None: 4 * width).
+        activation: the MLPs' activation: "quick_gelu" (OpenAI's), "gelu" or "gelu_tanh".
+        layer_norm_epsilon: epsilon of every LayerNorm.
+        pooling: how the image is summarised: "class_token" (the class token's output).
 
     Example:
     >>> tower = VisionTransformer(image_resolution=32, patch_size=8, width=64, num_layers=2,
@@ -27,24 +33,33 @@ class VisionTransformer(keras.layers.Layer):
     TensorShape([2, 32])
     """
 
-    def __init__(self, image_resolution, patch_size, width, num_layers, num_heads, output_dim, **kwargs):
+    def __init__(self, image_resolution, patch_size, width, num_layers, num_heads, output_dim, mlp_width=None,
+                 activation="quick_gelu", layer_norm_epsilon=LAYER_NORM_EPSILON, pooling="class_token",
+                 **kwargs):  # fmt: skip
         super().__init__(**kwargs)
         if image_resolution % patch_size:
             raise ValueError(f"image_resolution {image_resolution} is not a multiple of patch_size {patch_size}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"Unknown image pooling {pooling!r}; expected one of {', '.join(POOLINGS)}")
         self.image_resolution = image_resolution
         self.patch_size = patch_size
         self.width = width
         self.num_layers = num_layers
         self.num_heads = num_heads
         self.output_dim = output_dim
+        self.mlp_width = int(mlp_width or 4 * width)
+        self.activation = activation
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.pooling = pooling
         self.grid_size = image_resolution // patch_size
         policy = self.dtype_policy
         self.conv1 = keras.layers.Conv2D(
             width, patch_size, strides=patch_size, use_bias=False, name="conv1", dtype=policy
         )
-        self.ln_pre = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="ln_pre", dtype=policy)
-        self.transformer = Transformer(width, num_layers, num_heads, name="transformer", dtype=policy)
-        self.ln_post = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="ln_post", dtype=policy)
+        self.ln_pre = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="ln_pre", dtype=policy)
+        self.transformer = Transformer(width, num_layers, num_heads, False, self.mlp_width, activation,
+                                       layer_norm_epsilon, name="transformer", dtype=policy)  # fmt: skip
+        self.ln_post = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="ln_post", dtype=policy)
 
     def build(self, input_shape=None):
         scale = self.width**-0.5
@@ -90,5 +105,9 @@ class VisionTransformer(keras.layers.Layer):
             num_layers=self.num_layers,
             num_heads=self.num_heads,
             output_dim=self.output_dim,
+            mlp_width=self.mlp_width,
+            activation=self.activation,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+            pooling=self.pooling,
         )
         return config

@@ -13,10 +13,17 @@ from keras_clip.layers.text_transformer import TextTransformer
 from keras_clip.layers.vision_transformer import VisionTransformer
 from keras_clip.models.compiled_encoder import CompiledEncoder, is_eager_value
 from keras_clip.models.contrastive_steps import ContrastiveSteps
-from keras_clip.models.presets import get_preset, model_name
+from keras_clip.models.presets import SIZES, architecture_by_name, find_preset, model_name, unknown_model_message
 from keras_clip.utils.normalization import l2_normalize
 
 MAX_LOGIT_SCALE = math.log(100.0)
+# OpenAI's constructor arguments, then the options other checkpoint families vary (OpenAI's values by default).
+ARCHITECTURE_KEYS = (
+    "embed_dim", "image_resolution", "vision_layers", "vision_width", "vision_patch_size", "context_length",
+    "vocab_size", "transformer_width", "transformer_heads", "transformer_layers", "vision_heads",
+    "vision_mlp_width", "transformer_mlp_width", "activation", "layer_norm_epsilon", "text_causal", "text_pooling",
+    "eos_token_id", "text_projection_bias", "image_pooling",
+)  # fmt: skip
 # XLA for the eager encode_image / encode_text graphs. Off by default: the plain graph already runs at
 # 84-85% of this CPU's float32 matmul peak; XLA adds 7% (ViT images) to 18% (text) but is slower on
 # ModifiedResNet images and compiles each new batch shape (~0.7 s per shape on ViT-B/32).
@@ -53,6 +60,18 @@ class CLIP(ContrastiveSteps, keras.Model):
         transformer_width: text transformer width.
         transformer_heads: text transformer heads.
         transformer_layers: text transformer depth.
+        vision_heads: image tower attention heads (None: OpenAI's rule, vision_width // 64 for a ViT,
+            vision_width * 32 // 64 for a ResNet's attention pooling).
+        vision_mlp_width, transformer_mlp_width: hidden width of each tower's MLPs (None: 4 * width).
+        activation: the MLPs' activation: "quick_gelu" (OpenAI's), "gelu" (exact, as LAION-2B and
+            DataComp checkpoints) or "gelu_tanh".
+        layer_norm_epsilon: epsilon of every LayerNorm.
+        text_causal: causal attention in the text tower (OpenAI's) or full attention.
+        text_pooling: the text position projected: "argmax" of the token ids (OpenAI's), "eos" (the
+            first `eos_token_id`) or "last".
+        eos_token_id: the end-of-text id, for `text_pooling="eos"`.
+        text_projection_bias: the text projection adds a bias.
+        image_pooling: how the ViT summarises an image: "class_token" (OpenAI's).
 
     Inputs of `call`: `{"images": float32 [N, R, R, 3], "tokens": int32 [M, context_length]}`;
     outputs `(logits_per_image [N, M], logits_per_text [M, N])`.
@@ -81,6 +100,16 @@ class CLIP(ContrastiveSteps, keras.Model):
         transformer_width,
         transformer_heads,
         transformer_layers,
+        vision_heads=None,
+        vision_mlp_width=None,
+        transformer_mlp_width=None,
+        activation="quick_gelu",
+        layer_norm_epsilon=1e-5,
+        text_causal=True,
+        text_pooling="argmax",
+        eos_token_id=None,
+        text_projection_bias=False,
+        image_pooling="class_token",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -94,12 +123,22 @@ class CLIP(ContrastiveSteps, keras.Model):
         self.transformer_width = transformer_width
         self.transformer_heads = transformer_heads
         self.transformer_layers = transformer_layers
+        self.vision_heads = vision_heads or (vision_width * 32 // 64 if self.is_resnet else vision_width // 64)
+        self.vision_mlp_width = None if self.is_resnet else int(vision_mlp_width or 4 * vision_width)
+        self.transformer_mlp_width = int(transformer_mlp_width or 4 * transformer_width)
+        self.activation = activation
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.text_causal = text_causal
+        self.text_pooling = text_pooling
+        self.eos_token_id = eos_token_id
+        self.text_projection_bias = text_projection_bias
+        self.image_pooling = image_pooling
         policy = self.dtype_policy
         if self.is_resnet:
             self.visual = ModifiedResNet(
                 layers=self.vision_layers,
                 output_dim=embed_dim,
-                num_heads=vision_width * 32 // 64,
+                num_heads=self.vision_heads,
                 image_resolution=image_resolution,
                 width=vision_width,
                 name="visual",
@@ -111,8 +150,12 @@ class CLIP(ContrastiveSteps, keras.Model):
                 patch_size=vision_patch_size,
                 width=vision_width,
                 num_layers=vision_layers,
-                num_heads=vision_width // 64,
+                num_heads=self.vision_heads,
                 output_dim=embed_dim,
+                mlp_width=self.vision_mlp_width,
+                activation=activation,
+                layer_norm_epsilon=layer_norm_epsilon,
+                pooling=image_pooling,
                 name="visual",
                 dtype=policy,
             )
@@ -123,6 +166,13 @@ class CLIP(ContrastiveSteps, keras.Model):
             num_heads=transformer_heads,
             num_layers=transformer_layers,
             output_dim=embed_dim,
+            mlp_width=self.transformer_mlp_width,
+            activation=activation,
+            layer_norm_epsilon=layer_norm_epsilon,
+            causal=text_causal,
+            pooling=text_pooling,
+            eos_token_id=eos_token_id,
+            projection_bias=text_projection_bias,
             name="text",
             dtype=policy,
         )
@@ -154,9 +204,10 @@ class CLIP(ContrastiveSteps, keras.Model):
                 spec = tf.TensorSpec((None, resolution, resolution, 3), tf.float32)
             else:
                 spec = tf.TensorSpec((None, self.context_length), tf.int32)
-            encoders[tower] = CompiledEncoder(
-                getattr(self, tower), spec, self.embed_dim, self.jit_compile_inference, trim_tokens=tower == "text"
-            )
+            trim_tokens = tower == "text" and self.text.trims_after_pooled_position
+            eos_token_id = self.eos_token_id if self.text_pooling == "eos" else None
+            encoders[tower] = CompiledEncoder(getattr(self, tower), spec, self.embed_dim, self.jit_compile_inference,
+                                              trim_tokens=trim_tokens, eos_token_id=eos_token_id)  # fmt: skip
         return encoders[tower]
 
     def encode_image(self, images, normalize=False, training=False):
@@ -207,34 +258,51 @@ class CLIP(ContrastiveSteps, keras.Model):
         text_features = self.encode_text(inputs["tokens"], training=training)
         return self.logits(image_features, text_features)
 
+    @classmethod
+    def from_preset(cls, preset, pretrained=None, **kwargs):
+        """A released model with its weights: Keras' spelling of `keras_clip.load(preset)[0]`.
+
+        Args:
+            preset: a released model's name (`keras_clip.list_pretrained()`, OpenAI's names, "hf-hub:...")
+                or a checkpoint path, as `keras_clip.load` takes.
+            pretrained: open_clip's tag, with an architecture name.
+            **kwargs: `keras_clip.load`'s other arguments (cache_dir, dtype, verbose, architecture).
+
+        Example:
+        >>> model = keras_clip.CLIP.from_preset("ViT-B/32")
+        """
+        from keras_clip.checkpoints.load import load_model
+
+        return load_model(preset, pretrained=pretrained, **kwargs)
+
+    def architecture(self):
+        """The constructor arguments that define the architecture (JSON-serialisable)."""
+        config = {key: getattr(self, key) for key in ARCHITECTURE_KEYS}
+        config["vision_layers"] = list(self.vision_layers) if self.is_resnet else self.vision_layers
+        return config
+
     def get_config(self):
-        vision_layers = list(self.vision_layers) if self.is_resnet else self.vision_layers
-        return {
-            "name": self.name,
-            "embed_dim": self.embed_dim,
-            "image_resolution": self.image_resolution,
-            "vision_layers": vision_layers,
-            "vision_width": self.vision_width,
-            "vision_patch_size": self.vision_patch_size,
-            "context_length": self.context_length,
-            "vocab_size": self.vocab_size,
-            "transformer_width": self.transformer_width,
-            "transformer_heads": self.transformer_heads,
-            "transformer_layers": self.transformer_layers,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-        }
+        return dict(self.architecture(), name=self.name, dtype=keras.dtype_policies.serialize(self.dtype_policy))
 
 
 def create_model(name, **overrides):
-    """A randomly initialised CLIP with the architecture of a released model.
+    """A randomly initialised CLIP with the architecture of a released model, or of open_clip's architecture name.
 
     Args:
-        name: one of `keras_clip.available_models()`, e.g. "ViT-B/32".
+        name: a released model (`keras_clip.available_models()`, e.g. "ViT-B/32", or "<architecture>/<tag>"
+            of `keras_clip.list_pretrained()`), or an architecture name ("ViT-H-14"; "-quickgelu" for QuickGELU).
         **overrides: constructor arguments to change (e.g. `dtype="mixed_bfloat16"`).
 
     Example:
     >>> model = keras_clip.create_model("RN50")
     """
-    config = dict(get_preset(name).architecture, name=model_name(name))
+    preset = find_preset(name)
+    if preset is not None:
+        architecture = preset.architecture
+    elif name.removesuffix("-quickgelu") in SIZES:
+        architecture = architecture_by_name(name)
+    else:
+        raise ValueError(f"{unknown_model_message(name)}; or an architecture: {', '.join(SIZES)}")
+    config = dict(architecture, name=model_name(name))
     config.update(overrides)
     return CLIP(**config)

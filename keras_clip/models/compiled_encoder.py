@@ -7,16 +7,18 @@ import tensorflow as tf
 POSITION_MULTIPLE = 8
 
 
-def used_token_positions(tokens, context_length):
+def used_token_positions(tokens, context_length, eos_token_id=None):
     """Leading positions of a token batch that a causal, EOT-pooled text tower needs.
 
-    The text tower pools each row at its largest id (EOT) and its attention is causal, so no
-    position after the last EOT of the batch can change the result. Rounded up to a multiple of
-    `POSITION_MULTIPLE`, at most `context_length`.
+    The text tower pools each row at its largest id (OpenAI's EOT), or at its first `eos_token_id`,
+    and its attention is causal, so no position after the last pooled one of the batch can change the
+    result. Rounded up to a multiple of `POSITION_MULTIPLE`, at most `context_length`.
     """
     if tokens.shape[0] == 0:
         return context_length
-    last = int(np.max(np.argmax(np.asarray(tokens), axis=1))) + 1
+    tokens = np.asarray(tokens)
+    pooled = np.argmax(tokens, axis=1) if eos_token_id is None else np.argmax(tokens == eos_token_id, axis=1)
+    last = int(np.max(pooled)) + 1
     return min(context_length, -(-last // POSITION_MULTIPLE) * POSITION_MULTIPLE)
 
 
@@ -39,13 +41,16 @@ class CompiledEncoder:
         output_dim: D, for the result of an empty batch.
         jit_compile: compile with XLA.
         chunk_size: rows per call of the compiled function.
-        trim_tokens: inputs are CLIP token ids [N, context_length]; positions after the batch's
-            last EOT are cut before the call (see `used_token_positions`), which makes typical
-            captions several times cheaper with the same result.
+        trim_tokens: inputs are token ids [N, context_length] of a causal text tower pooled at the EOT;
+            positions after the batch's last EOT are cut before the call (see `used_token_positions`),
+            which makes typical captions several times cheaper with the same result.
+        eos_token_id: with `trim_tokens`, the EOT id the tower pools at (None: the largest id, OpenAI's).
     """
 
-    def __init__(self, tower, input_spec, output_dim, jit_compile=False, chunk_size=64, trim_tokens=False):
+    def __init__(self, tower, input_spec, output_dim, jit_compile=False, chunk_size=64, trim_tokens=False,
+                 eos_token_id=None):  # fmt: skip
         self.trim_tokens = trim_tokens
+        self.eos_token_id = eos_token_id
         if trim_tokens:  # the graph takes any number of positions up to the context length
             self.context_length = input_spec.shape[1]
             input_spec = tf.TensorSpec((None, None), input_spec.dtype)
@@ -75,7 +80,7 @@ class CompiledEncoder:
         if rows == 0:
             return tf.zeros((0, self.output_dim), tf.float32)
         if self.trim_tokens:
-            inputs = inputs[:, :used_token_positions(inputs, self.context_length)]
+            inputs = inputs[:, :used_token_positions(inputs, self.context_length, self.eos_token_id)]
         outputs = []
         for start in range(0, rows, self.chunk_size):
             chunk = inputs[start:start + self.chunk_size]

@@ -74,10 +74,10 @@ def server(monkeypatch):
     server.close()
 
 
-def publish_preset(monkeypatch, file_name, sha256):
+def publish_preset(monkeypatch, file_name, sha256, architecture=checkpoint_files.SMALL_VIT):
     """A released model "Test/tiny" whose checkpoint is at OpenAI's URL layout."""
     url = f"{presets.OPENAI_BASE_URL}/{sha256}/{file_name}"
-    preset = dataclasses.replace(presets.PRESETS["ViT-B/32"], name="Test/tiny",
+    preset = dataclasses.replace(presets.PRESETS["ViT-B/32"], name="Test/tiny", architecture=architecture,
                                  checkpoint=presets.CheckpointFile(file_name, url, sha256))  # fmt: skip
     monkeypatch.setitem(presets.PRESETS, "Test/tiny", preset)
 
@@ -158,7 +158,7 @@ def test_cache_folder_choice(monkeypatch, tmp_path):
 
 
 def test_unknown_name_lists_the_models():
-    with pytest.raises(ValueError, match="available models: RN50, RN101"):
+    with pytest.raises(ValueError, match="OpenAI.s: RN50, RN101.*list_pretrained"):
         download.download_checkpoint("ViT-H/14")
 
 

@@ -231,7 +231,7 @@ def test_folder_without_checkpoint_is_named(tmp_path):
 
 
 def test_unknown_name_or_missing_file(tmp_path):
-    with pytest.raises(ValueError, match=r"neither a released CLIP model \(RN50, .*ViT-L/14@336px\) nor an existing"):
+    with pytest.raises(ValueError, match=r"neither a released CLIP model .*OpenAI.s: RN50, .*ViT-L/14@336px.*nor an existing"):
         load_model("ViT-B/99", cache_dir=str(tmp_path))
 
 

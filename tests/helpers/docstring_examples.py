@@ -160,20 +160,27 @@ def write_example_files(folder):
     evaluation_data.tiny_photos_builder(os.path.join(folder, "tensorflow_datasets"))
 
 
+def tiny_release(name="ViT-B/32"):
+    """The released model's table entry with the tiny CLIP's architecture (what `write_released_model_cache` stores)."""
+    from keras_clip.models.presets import PRESETS
+
+    return dataclasses.replace(PRESETS[name], architecture=tiny_clip(seed=1, **TINY_CLIP_224).architecture())
+
+
 def write_released_model_cache(cache_root, name="ViT-B/32"):
     """A tiny CLIP's weights cached as `keras_clip.load(name)` caches a converted release (no download needed).
 
     The file is `<cache_root>/converted/<the release's SHA256>.safetensors`, in the cache's format.
     """
     from keras_clip.checkpoints.converted_cache import FORMAT, converted_path, weight_names
-    from keras_clip.checkpoints.keras_files import architecture_config
     from keras_clip.checkpoints.safetensors_io import write_safetensors
     from keras_clip.models.presets import PRESETS
 
     model = tiny_clip(seed=1, **TINY_CLIP_224)
     path = converted_path(os.fspath(cache_root), PRESETS[name].checkpoint.sha256)
+    # The release's table entry must describe what the cache holds (load checks the sizes agree).
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    metadata = {"format": FORMAT, "config": json.dumps(architecture_config(model))}
+    metadata = {"format": FORMAT, "config": json.dumps(model.architecture())}
     write_safetensors(path, dict(zip(weight_names(model), model.weights)), metadata)
 
 

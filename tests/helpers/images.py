@@ -165,21 +165,38 @@ def bmp_palette_bytes(image, bits):
     return file_header + info + entries.tobytes() + pixels
 
 
-def reference_preprocess(image, resolution):
-    """OpenAI's preprocessing of one image (PIL image or encoded bytes) -> float32 [R, R, 3] (NHWC)."""
+def reference_preprocess(image, resolution, mean=OPENAI_MEAN, std=OPENAI_STD, interpolation="bicubic",
+                         resize_mode="shortest"):  # fmt: skip
+    """The PIL/torchvision preprocessing of one image (PIL image or encoded bytes) -> float32 [R, R, 3] (NHWC).
+
+    OpenAI's by default; open_clip's `image_transform` for other settings: torchvision's `Resize(R)` +
+    `CenterCrop(R)` ("shortest"), `Resize((R, R))` ("squash"), or `ResizeKeepRatio(R, longest=1)` +
+    `CenterCropOrPad(R)` ("longest"), on the PIL image; then RGB, `ToTensor`, `Normalize(mean, std)`.
+    """
     if isinstance(image, bytes):
         image = Image.open(io.BytesIO(image))
+    pil_filter = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}[interpolation]
     width, height = image.size
-    short, long = (width, height) if width <= height else (height, width)
-    new_short, new_long = resolution, int(resolution * long / short)
-    new_width, new_height = (new_short, new_long) if width <= height else (new_long, new_short)
-    if (new_width, new_height) != (width, height):
-        image = image.resize((new_width, new_height), Image.BICUBIC)
-    top = int(round((new_height - resolution) / 2.0))
-    left = int(round((new_width - resolution) / 2.0))
-    image = image.crop((left, top, left + resolution, top + resolution)).convert("RGB")
-    pixels = np.asarray(image, np.uint8).astype(np.float32) / np.float32(255.0)
-    return (pixels - OPENAI_MEAN) / OPENAI_STD
+    if resize_mode == "squash":
+        image = image.resize((resolution, resolution), pil_filter)
+    elif resize_mode == "longest":
+        ratio = max(height / resolution, width / resolution)
+        new_width, new_height = round(width / ratio), round(height / ratio)
+        image = image.resize((new_width, new_height), pil_filter).convert("RGB")
+        canvas = Image.new("RGB", (resolution, resolution))
+        canvas.paste(image, ((resolution - new_width) // 2, (resolution - new_height) // 2))
+        image = canvas
+    else:
+        short, long = (width, height) if width <= height else (height, width)
+        new_short, new_long = resolution, int(resolution * long / short)
+        new_width, new_height = (new_short, new_long) if width <= height else (new_long, new_short)
+        if (new_width, new_height) != (width, height):
+            image = image.resize((new_width, new_height), pil_filter)
+        top = int(round((new_height - resolution) / 2.0))
+        left = int(round((new_width - resolution) / 2.0))
+        image = image.crop((left, top, left + resolution, top + resolution))
+    pixels = np.asarray(image.convert("RGB"), np.uint8).astype(np.float32) / np.float32(255.0)
+    return (pixels - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
 
 
 def large_jpeg(width=6000, height=4000, quality=90):

@@ -41,6 +41,28 @@ def test_matches_openai_pipeline_at_336_pixels_and_in_one_batch():
         np.testing.assert_array_equal(processed, images.reference_preprocess(data, 336), err_msg=name)
 
 
+# Settings open_clip's checkpoints use (model_configs / pretrained.py): SigLIP's and CLIPA's, a bilinear
+# "shortest" one (MobileCLIP), and "longest" padding.
+OTHER_SETTINGS = {
+    "siglip": dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bicubic", resize_mode="squash"),
+    "clipa": dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), interpolation="bilinear",
+                  resize_mode="squash"),
+    "bilinear_shortest": dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), interpolation="bilinear"),
+    "longest": dict(interpolation="bicubic", resize_mode="longest"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("settings", sorted(OTHER_SETTINGS))
+def test_other_checkpoint_settings_match_open_clips_pipeline_bit_for_bit(settings):
+    kwargs = OTHER_SETTINGS[settings]
+    preprocess = ImagePreprocessor(224, **kwargs)
+    photos = encoded_photographs("png")[::2]
+    ours = preprocess(tf.constant([data for _, data in photos])).numpy()
+    for (name, data), processed in zip(photos, ours):
+        np.testing.assert_array_equal(processed, images.reference_preprocess(data, 224, **kwargs), err_msg=name)
+    assert ImagePreprocessor.from_config(preprocess.get_config()).settings == preprocess.settings
+
+
 def test_a_6000_by_4000_jpeg():
     data = images.large_jpeg(6000, 4000)
     np.testing.assert_array_equal(preprocess_image(data, 224).numpy(), images.reference_preprocess(data, 224))

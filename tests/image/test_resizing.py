@@ -1,4 +1,4 @@
-"""PIL's bicubic resampling and torchvision's Resize/CenterCrop geometry, against PIL itself."""
+"""PIL's bicubic and bilinear resampling, torchvision's and open_clip's resize geometry, against PIL itself."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,8 @@ from keras_clip.image import resizing as image_resizing
 from keras_clip.image.resizing import (
     center_crop_offsets,
     resize_and_center_crop,
-    resize_bicubic,
+    resize_image,
+    resize_to_square,
     resize_window,
     shorter_side_size,
 )
@@ -32,32 +33,38 @@ RESIZES = [
 ]
 
 
-def pil_resize(pixels, height, width):
-    return np.asarray(Image.fromarray(pixels).resize((width, height), Image.BICUBIC))
+PIL_FILTERS = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}
+
+
+def pil_resize(pixels, height, width, interpolation="bicubic"):
+    return np.asarray(Image.fromarray(pixels).resize((width, height), PIL_FILTERS[interpolation]))
 
 
 def photo_of_size(height, width):
     return images.resized(images.photographs()["coffee"], width, height)
 
 
+@pytest.mark.parametrize("interpolation", ["bicubic", "bilinear"])
 @pytest.mark.parametrize("size, new_size", RESIZES)
-def test_uint8_resize_is_pil_bicubic(size, new_size):
+def test_uint8_resize_is_pil(size, new_size, interpolation):
     pixels = photo_of_size(*size)
-    ours = resize_bicubic(pixels, *new_size).numpy()
-    expected = pil_resize(pixels, *new_size)
+    ours = resize_image(pixels, *new_size, interpolation).numpy()
+    expected = pil_resize(pixels, *new_size, interpolation)
     assert ours.dtype == np.uint8 and ours.shape == expected.shape
     # PIL's 22-bit fixed-point taps, summed exactly: equal bit for bit.
     np.testing.assert_array_equal(ours, expected)
 
 
-def test_uint8_resize_is_pil_bicubic_on_random_sizes():
+@pytest.mark.parametrize("interpolation", ["bicubic", "bilinear"])
+def test_uint8_resize_is_pil_on_random_sizes(interpolation):
     """Random sizes and noise (every rounding case is hit): equal to PIL for every pixel."""
     rng = np.random.default_rng(1)
     for _ in range(30):
         height, width, new_height, new_width = (int(n) for n in rng.integers(1, 400, size=4))
         pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
         np.testing.assert_array_equal(
-            resize_bicubic(pixels, new_height, new_width).numpy(), pil_resize(pixels, new_height, new_width)
+            resize_image(pixels, new_height, new_width, interpolation).numpy(),
+            pil_resize(pixels, new_height, new_width, interpolation),
         )
 
 
@@ -77,7 +84,7 @@ def test_one_tf_image_resize_call_is_not_pil():
     float_pixels = tf.constant(pixels, tf.float32)
     antialiased = tf.image.resize(float_pixels, [224, 335], "bicubic", antialias=True).numpy()
     aliased = tf.image.resize(float_pixels, [224, 335], "bicubic", antialias=False).numpy()
-    ours = resize_bicubic(pixels, 224, 335).numpy().astype(np.float64)
+    ours = resize_image(pixels, 224, 335).numpy().astype(np.float64)
     assert np.abs(ours - expected).mean() < 0.01
     assert np.abs(antialiased - expected).mean() > 0.2
     assert np.abs(np.clip(np.round(antialiased), 0, 255) - expected).mean() > 0.05
@@ -86,7 +93,7 @@ def test_one_tf_image_resize_call_is_not_pil():
 
 def test_float_resize_is_the_same_filter_without_rounding():
     pixels = photo_of_size(427, 640)
-    resized = resize_bicubic(pixels.astype(np.float32), 224, 335).numpy()
+    resized = resize_image(pixels.astype(np.float32), 224, 335).numpy()
     assert resized.dtype == np.float32
     assert 0.0 <= resized.min() and resized.max() <= 255.0
     # PIL rounds after each pass (two errors up to 1/2, the second pass's filter can amplify the first).
@@ -98,20 +105,20 @@ def test_large_windows_are_resampled_one_block_at_a_time(monkeypatch):
     pixels = photo_of_size(300, 451)
     expected = pil_resize(pixels, 224, 336)
     monkeypatch.setattr(image_resizing, "_MAX_WINDOW_VALUES", 0)
-    np.testing.assert_array_equal(resize_bicubic(pixels, 224, 336).numpy(), expected)
+    np.testing.assert_array_equal(resize_image(pixels, 224, 336).numpy(), expected)
 
 
 def test_batches_resize_each_image_alone():
     batch = np.stack([photo_of_size(60, 90), photo_of_size(60, 90)[::-1], photo_of_size(60, 90)[:, ::-1]])
     expected = np.stack([pil_resize(image, 33, 50) for image in batch])
-    np.testing.assert_array_equal(resize_bicubic(batch, 33, 50).numpy(), expected)
+    np.testing.assert_array_equal(resize_image(batch, 33, 50).numpy(), expected)
     np.testing.assert_array_equal(resize_window(batch, 33, 50, 1, 2, 30, 40).numpy(), expected[:, 1:31, 2:42])
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32])
 def test_a_window_is_that_part_of_the_whole_resize(dtype):
     pixels = photo_of_size(427, 640).astype(dtype)
-    whole = resize_bicubic(pixels, 224, 335).numpy()
+    whole = resize_image(pixels, 224, 335).numpy()
     window = resize_window(pixels, 224, 335, 13, 100, 150, 70).numpy()
     np.testing.assert_array_equal(window, whole[13:163, 100:170])
 
@@ -154,3 +161,37 @@ def test_resize_and_center_crop_is_torchvision_on_pil(size):
     ours = resize_and_center_crop(pixels, 224).numpy()
     assert ours.shape == (224, 224, 3)
     np.testing.assert_array_equal(ours, expected)
+
+
+def open_clip_geometry(pixels, resolution, interpolation, resize_mode):
+    """open_clip's "squash" (torchvision `Resize((R, R))`) and "longest" (`ResizeKeepRatio(longest=1)` then
+    `CenterCropOrPad`) on a PIL image, written from their definitions."""
+    image = Image.fromarray(pixels)
+    if resize_mode == "squash":
+        return np.asarray(image.resize((resolution, resolution), PIL_FILTERS[interpolation]))
+    height, width = pixels.shape[:2]
+    ratio = max(height / resolution, width / resolution)
+    new_height, new_width = round(height / ratio), round(width / ratio)
+    resized = np.asarray(image.resize((new_width, new_height), PIL_FILTERS[interpolation]))
+    padded = np.zeros((resolution, resolution, 3), np.uint8)
+    top, left = (resolution - new_height) // 2, (resolution - new_width) // 2
+    padded[top:top + new_height, left:left + new_width] = resized
+    return padded
+
+
+@pytest.mark.parametrize("resize_mode", ["squash", "longest"])
+@pytest.mark.parametrize("interpolation", ["bicubic", "bilinear"])
+@pytest.mark.parametrize("size", [(427, 640), (640, 427), (224, 224), (57, 99), (1000, 401)])
+def test_open_clip_resize_modes(size, interpolation, resize_mode):
+    pixels = photo_of_size(*size)
+    ours = resize_to_square(pixels, 224, interpolation, resize_mode).numpy()
+    np.testing.assert_array_equal(ours, open_clip_geometry(pixels, 224, interpolation, resize_mode))
+    batch = resize_to_square(np.stack([pixels, pixels[::-1]]), 224, interpolation, resize_mode).numpy()
+    np.testing.assert_array_equal(batch[1], open_clip_geometry(pixels[::-1], 224, interpolation, resize_mode))
+
+
+def test_unknown_interpolation_and_resize_mode_are_named():
+    with pytest.raises(ValueError, match="Unknown interpolation 'lanczos'; expected one of bicubic, bilinear"):
+        resize_image(np.zeros((4, 4, 3), np.uint8), 2, 2, "lanczos")
+    with pytest.raises(ValueError, match="Unknown resize_mode 'fill'; expected one of shortest, squash, longest"):
+        resize_to_square(np.zeros((4, 4, 3), np.uint8), 2, resize_mode="fill")
