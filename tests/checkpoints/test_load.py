@@ -90,55 +90,65 @@ def _assert_close(actual, expected, what):
     assert error <= bound, f"{what}: max |difference| {error:.3g} > {bound:.3g}"
 
 
-def _load_without_torch(tmp_path, models):
-    """Load every file of `models` ({label: (config, seed, with_hf)}) torch-free; check against the reference."""
+def _start_loading_without_torch(folder, models):
+    """Starts loading every file of `models` ({label: (config, seed, with_hf)}) torch-free, in the background.
+
+    Returns a function that waits for the loads and checks them against the reference; it returns
+    (the files by label, the process's stdout).
+    """
     files, inputs, expected = {}, {}, {}
     for label, (config, seed, with_hf) in models.items():
-        model_files, images, tokens, outputs = _write_all_formats(tmp_path, label, config, seed, with_hf)
+        model_files, images, tokens, outputs = _write_all_formats(folder, label, config, seed, with_hf)
         for file_label, path in model_files.items():
             files[file_label] = path
             inputs[file_label + ".images"], inputs[file_label + ".tokens"] = images, tokens
             expected[file_label] = outputs
-    np.savez(tmp_path / "inputs.npz", **inputs)
+    np.savez(folder / "inputs.npz", **inputs)
     job = {
         "files": files,
-        "inputs": str(tmp_path / "inputs.npz"),
-        "outputs": str(tmp_path / "outputs.npz"),
-        "cache": str(tmp_path / "cache"),
+        "inputs": str(folder / "inputs.npz"),
+        "outputs": str(folder / "outputs.npz"),
+        "cache": str(folder / "cache"),
         "preprocess_label": next(iter(files)),
     }
-    (tmp_path / "job.json").write_text(json.dumps(job))
-    result = checkpoint_files.run_without_torch(LOAD_SCRIPT.format(job=str(tmp_path / "job.json")))
-    assert result.returncode == 0, result.stderr[-5000:]
-    outputs = np.load(tmp_path / "outputs.npz")
-    for file_label, reference in expected.items():
-        for attempt in ("cold", "warm"):
-            for name in OUTPUTS:
-                _assert_close(outputs[f"{file_label}.{attempt}.{name}"], reference[name], f"{file_label} {attempt} {name}")
-    return files, result.stdout
+    (folder / "job.json").write_text(json.dumps(job))
+    process = checkpoint_files.without_torch_job(LOAD_SCRIPT.format(job=str(folder / "job.json")))
+    process.start()
+
+    def checked():
+        result = process.result()
+        assert result.returncode == 0, result.stderr[-5000:]
+        outputs = np.load(folder / "outputs.npz")
+        for file_label, reference in expected.items():
+            for attempt in ("cold", "warm"):
+                for name in OUTPUTS:
+                    _assert_close(outputs[f"{file_label}.{attempt}.{name}"], reference[name],
+                                  f"{file_label} {attempt} {name}")  # fmt: skip
+        return files, result.stdout
+
+    return checked
 
 
-def test_every_format_matches_the_reference_without_torch(tmp_path):
-    files, stdout = _load_without_torch(
-        tmp_path,
-        {"vit": (checkpoint_files.SMALL_VIT, 10, True), "resnet": (checkpoint_files.SMALL_RESNET, 11, False)},
-    )
-    assert "PREPROCESSING:" in stdout
-    # Converted formats were cached under their SHA256; our own Keras files need no conversion.
-    converted = set(os.listdir(tmp_path / "cache" / "converted")) - {"hashes.json"}
-    expected = {
-        file_sha256(path) + ".safetensors"
-        for label, path in files.items()
-        if not label.endswith((".keras", ".weights_h5"))
-    }
-    assert converted == expected
+@pytest.fixture(scope="module")
+def every_format_loaded(tmp_path_factory):
+    """Both small models in every format, loaded torch-free in the background while the module's other tests run."""
+    folder = tmp_path_factory.mktemp("every_format")
+    models = {"vit": (checkpoint_files.SMALL_VIT, 10, True), "resnet": (checkpoint_files.SMALL_RESNET, 11, False)}
+    return folder, _start_loading_without_torch(folder, models)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _start_every_format(request):
+    if any(item.originalname == "test_every_format_matches_the_reference_without_torch"
+           for item in request.session.items if item.module is request.module):  # fmt: skip
+        request.getfixturevalue("every_format_loaded")
 
 
 @pytest.mark.full_size
 def test_full_size_vit_b_32_torchscript_without_torch(tmp_path):
     from tests.helpers.model_configs import architecture
 
-    _load_without_torch(tmp_path, {"vitb32": (architecture("ViT-B/32"), 12, False)})
+    _start_loading_without_torch(tmp_path, {"vitb32": (architecture("ViT-B/32"), 12, False)})()
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +241,8 @@ def test_folder_without_checkpoint_is_named(tmp_path):
 
 
 def test_unknown_name_or_missing_file(tmp_path):
-    with pytest.raises(ValueError, match=r"neither a released CLIP model .*OpenAI.s: RN50, .*ViT-L/14@336px.*nor an existing"):
+    message = r"neither a released CLIP model .*OpenAI.s: RN50, .*ViT-L/14@336px.*nor an existing"
+    with pytest.raises(ValueError, match=message):
         load_model("ViT-B/99", cache_dir=str(tmp_path))
 
 
@@ -265,3 +276,18 @@ def test_replaced_file_is_hashed_and_converted_again(tmp_path, resnet_state_dict
     for want, got in zip(expected.weights, reloaded.weights):
         np.testing.assert_array_equal(got.numpy(), want.numpy())
     assert len(list((tmp_path / "cache").glob("converted/*.safetensors"))) == 2
+
+
+# Last in the module: the loads run in the background while the tests above do.
+def test_every_format_matches_the_reference_without_torch(every_format_loaded):
+    folder, checked = every_format_loaded
+    files, stdout = checked()
+    assert "PREPROCESSING:" in stdout
+    # Converted formats were cached under their SHA256; our own Keras files need no conversion.
+    converted = set(os.listdir(folder / "cache" / "converted")) - {"hashes.json"}
+    expected = {
+        file_sha256(path) + ".safetensors"
+        for label, path in files.items()
+        if not label.endswith((".keras", ".weights_h5"))
+    }
+    assert converted == expected

@@ -12,7 +12,6 @@ import os
 import pickle
 import pickletools
 import struct
-import subprocess
 import sys
 import textwrap
 import warnings
@@ -20,6 +19,7 @@ import zipfile
 
 import numpy as np
 
+from tests.helpers.background import Job
 from tests.helpers.openai_reference import random_reference_model, reference_module
 
 # Small widths and depths, real structure: multi-head attention in both towers, a ViT with a
@@ -229,18 +229,16 @@ def run_without_torch(script, timeout=600, env=None):
 
     The script ends by checking that torch was never imported.
     """
+    return without_torch_job(script, env).result(timeout)
+
+
+def without_torch_job(script, env=None):
+    """`run_without_torch` as a tests/helpers/background.py Job, to `start()` now and read later."""
     check = "\nassert 'torch' not in sys.modules, 'torch was imported'\n"
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow", **(env or {}))
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     environment["PYTHONPATH"] = root + os.pathsep + environment.get("PYTHONPATH", "")
-    return subprocess.run(
-        [sys.executable, "-c", TORCH_BLOCKER + textwrap.dedent(script) + check],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=environment,
-        cwd=root,
-    )
+    return Job([sys.executable, "-c", TORCH_BLOCKER + textwrap.dedent(script) + check], env=environment, cwd=root)
 
 
 def reference_state_dict(config, seed=0):
