@@ -1,7 +1,7 @@
 """The shared layer contract (tests/helpers/layer_checks.py) on every public Keras layer of the package.
 
 Trainable parameter counts are those of OpenAI's reference modules (`clip/model.py`) built with the
-same sizes, counted as torch counts them.
+same sizes (SigLIP's attention pooling: transformers'), counted as torch counts them.
 """
 
 import inspect
@@ -39,6 +39,15 @@ def text_tower_parameters(context_length, vocab_size, width, num_heads, num_laye
     return vocab_size * width + context_length * width + transformer + 2 * width + width * output_dim
 
 
+def probe_pooling_parameters(width, num_heads, mlp_width):
+    """transformers' `SiglipMultiheadAttentionPoolingHead` of the same sizes."""
+    from transformers.models.siglip.configuration_siglip import SiglipVisionConfig
+    from transformers.models.siglip.modeling_siglip import SiglipMultiheadAttentionPoolingHead
+
+    config = SiglipVisionConfig(hidden_size=width, num_attention_heads=num_heads, intermediate_size=mlp_width)
+    return sum(parameter.numel() for parameter in SiglipMultiheadAttentionPoolingHead(config).parameters())
+
+
 CASES = {
     "FusedSelfAttention": (dict(width=64, num_heads=4, causal=True), SEQUENCE, (2, 7, 64),
                            lambda: reference_parameters("MultiheadAttention", 64, 4)),
@@ -52,6 +61,8 @@ CASES = {
                         lambda: reference_parameters("AttentionPool2d", 4, 32, 2, 16)),
     "VisionTransformer": (dict(image_resolution=64, patch_size=16, width=64, num_layers=2, num_heads=1, output_dim=32),
                           IMAGES, (2, 32), lambda: reference_parameters("VisionTransformer", 64, 16, 64, 2, 1, 32)),
+    "ProbePooling": (dict(width=64, num_heads=4, mlp_width=96), SEQUENCE, (2, 64),
+                     lambda: probe_pooling_parameters(64, 4, 96)),
     "ModifiedResNet": (dict(layers=(1, 2, 1, 1), output_dim=32, num_heads=2, image_resolution=64, width=8), IMAGES,
                        (2, 32), lambda: reference_parameters("ModifiedResNet", (1, 2, 1, 1), 32, 2, 64, 8)),
     "TextTransformer": (dict(context_length=77, vocab_size=49408, width=64, num_heads=1, num_layers=2, output_dim=32),

@@ -1,10 +1,15 @@
-"""Hugging Face transformers `CLIPModel` parameter names mapped to OpenAI's.
+"""Hugging Face transformers `CLIPModel` and `SiglipModel` parameter names mapped to OpenAI's.
 
 transformers splits each attention's input projection into `q_proj`, `k_proj`, `v_proj`
 (OpenAI: one `in_proj_weight` [3 * width, width], rows q, k, v) and stores the two output
 projections as Linear weights [embed_dim, width] (OpenAI: `visual.proj`, `text_projection`
 [width, embed_dim], used as `x @ proj`). Everything else is a rename. transformers' CLIP has
 only the ViT image tower.
+
+SigLIP's parts have no OpenAI name; they get names in OpenAI's style: `visual.conv1.bias`,
+`visual.attn_pool.*` (the attention-pooling head: `probe`, `in_proj_weight` as
+`torch.nn.MultiheadAttention` stores it, `out_proj`, `ln`, `mlp.c_fc`, `mlp.c_proj`),
+`text_projection_bias` and `logit_bias`.
 
 Example:
 >>> openai_state_dict = hf_to_openai(hf_state_dict)
@@ -34,8 +39,24 @@ RENAMES = {
     "vision_model.pre_layrnorm.bias": "visual.ln_pre.bias",
     "vision_model.post_layernorm.weight": "visual.ln_post.weight",
     "vision_model.post_layernorm.bias": "visual.ln_post.bias",
+    # SigLIP
+    "logit_bias": "logit_bias",
+    "vision_model.embeddings.patch_embedding.bias": "visual.conv1.bias",
+    "vision_model.head.probe": "visual.attn_pool.probe",
+    "vision_model.head.attention.in_proj_weight": "visual.attn_pool.in_proj_weight",
+    "vision_model.head.attention.in_proj_bias": "visual.attn_pool.in_proj_bias",
+    "vision_model.head.attention.out_proj.weight": "visual.attn_pool.out_proj.weight",
+    "vision_model.head.attention.out_proj.bias": "visual.attn_pool.out_proj.bias",
+    "vision_model.head.layernorm.weight": "visual.attn_pool.ln.weight",
+    "vision_model.head.layernorm.bias": "visual.attn_pool.ln.bias",
+    "vision_model.head.mlp.fc1.weight": "visual.attn_pool.mlp.c_fc.weight",
+    "vision_model.head.mlp.fc1.bias": "visual.attn_pool.mlp.c_fc.bias",
+    "vision_model.head.mlp.fc2.weight": "visual.attn_pool.mlp.c_proj.weight",
+    "vision_model.head.mlp.fc2.bias": "visual.attn_pool.mlp.c_proj.bias",
+    "text_model.head.bias": "text_projection_bias",
 }
-TRANSPOSED = {"visual_projection.weight": "visual.proj", "text_projection.weight": "text_projection"}
+TRANSPOSED = {"visual_projection.weight": "visual.proj", "text_projection.weight": "text_projection",
+              "text_model.head.weight": "text_projection"}  # fmt: skip
 LAYER_RENAMES = {
     "self_attn.out_proj": "attn.out_proj",
     "layer_norm1": "ln_1",

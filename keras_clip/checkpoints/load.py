@@ -234,7 +234,9 @@ def _load_preset(preset, root, verbose, dtype):
             path = download.download_checkpoint(preset.name, cache_dir=root, verbose=verbose)
             model = _convert(path, "torch", root, name, dtype, checkpoint.sha256, architecture)
         return model
-    path = download_from_hub(checkpoint.hub_repo, HUB_FILES, verbose=verbose)
+    # open_clip's files are tried in HUB_FILES' order; other publishers' (SigLIP's model.safetensors) by name.
+    files = HUB_FILES if checkpoint.file_name in HUB_FILES else (checkpoint.file_name,)
+    path = download_from_hub(checkpoint.hub_repo, files, verbose=verbose)
     return _convert_hub_file(path, root, name, dtype, architecture)
 
 

@@ -15,6 +15,7 @@ from keras_clip.checkpoints.dtypes import model_dtype
 from keras_clip.checkpoints.stored_array import reads_into_new_memory
 from keras_clip.errors import StateDictError
 from keras_clip.models.clip import CLIP
+from keras_clip.models.temperature import SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE
 
 # Keys some OpenAI checkpoints carry besides parameters; OpenAI's build_model drops them too.
 METADATA_KEYS = ("input_resolution", "context_length", "vocab_size")
@@ -30,6 +31,14 @@ def _conv(weight):
 
 def same_layout(array):
     return array
+
+
+def _scalar(array):
+    return tf.reshape(array, ())
+
+
+def _vector(array):
+    return tf.reshape(array, (-1,))
 
 
 def _shape(state_dict, key):
@@ -57,6 +66,14 @@ def infer_architecture(state_dict):
         vision_layers = _count_blocks(state_dict, "visual.transformer.resblocks.")
         grid_size = round((_shape(state_dict, "visual.positional_embedding")[0] - 1) ** 0.5)
         image_resolution = vision_patch_size * grid_size
+    elif "visual.attn_pool.probe" in state_dict:  # SigLIP: no class token, attention pooling, no projection
+        vision_width, _, vision_patch_size, _ = _shape(state_dict, "visual.conv1.weight")
+        vision_layers = _count_blocks(state_dict, "visual.transformer.resblocks.")
+        positions = _shape(state_dict, "visual.positional_embedding")[0]
+        grid_size = round(positions**0.5)
+        if grid_size**2 != positions:
+            raise StateDictError(f"visual.positional_embedding has {positions} positions, not a square grid")
+        image_resolution = vision_patch_size * grid_size
     elif "visual.layer1.0.conv1.weight" in state_dict:
         vision_layers = tuple(_count_blocks(state_dict, f"visual.layer{stage}.") for stage in (1, 2, 3, 4))
         vision_width = _shape(state_dict, "visual.layer1.0.conv1.weight")[0]
@@ -70,8 +87,9 @@ def infer_architecture(state_dict):
         image_resolution = output_width * 32
     else:
         raise StateDictError(
-            "Unknown architecture: the state dict has neither a ViT image tower ('visual.proj') nor a "
-            "ModifiedResNet one ('visual.layer1.0.conv1.weight'); is this an OpenAI CLIP checkpoint?"
+            "Unknown architecture: the state dict has no ViT image tower ('visual.proj', or SigLIP's "
+            "'visual.attn_pool.probe') and no ModifiedResNet one ('visual.layer1.0.conv1.weight'); is this a CLIP "
+            "or SigLIP checkpoint?"
         )
     transformer_width = _shape(state_dict, "ln_final.weight")[0]
     config = dict(
@@ -86,6 +104,14 @@ def infer_architecture(state_dict):
         transformer_heads=transformer_width // 64,
         transformer_layers=_count_blocks(state_dict, "transformer.resblocks."),
     )
+    if "visual.attn_pool.probe" in state_dict:
+        # Every SigLIP shares these; the weights cannot tell them (nor the heads: see `model_for_state_dict`).
+        config.update(image_pooling="map", activation="gelu_tanh", layer_norm_epsilon=1e-6, text_causal=False,
+                      text_pooling="last", init_logit_scale=SIGLIP_INIT_LOGIT_SCALE)  # fmt: skip
+    if "text_projection_bias" in state_dict:
+        config["text_projection_bias"] = True
+    if "logit_bias" in state_dict:
+        config["init_logit_bias"] = SIGLIP_INIT_LOGIT_BIAS
     # MLP widths are in the weights; heads, activation and LayerNorm epsilon are not (see `model_for_state_dict`).
     if "transformer.resblocks.0.mlp.c_fc.weight" in state_dict:
         config["transformer_mlp_width"] = _shape(state_dict, "transformer.resblocks.0.mlp.c_fc.weight")[0]
@@ -131,15 +157,24 @@ def _transformer(prefix, transformer):
 
 
 def _vision_transformer(visual):
-    weights = {
-        "visual.class_embedding": (visual.class_embedding, same_layout),
-        "visual.positional_embedding": (visual.positional_embedding, same_layout),
-        "visual.proj": (visual.proj, same_layout),
-    }
+    weights = {"visual.positional_embedding": (visual.positional_embedding, same_layout)}
     weights.update(_conv2d("visual.conv1", visual.conv1))
-    weights.update(_layer_norm("visual.ln_pre", visual.ln_pre))
     weights.update(_layer_norm("visual.ln_post", visual.ln_post))
     weights.update(_transformer("visual.transformer", visual.transformer))
+    if visual.class_token:
+        weights["visual.class_embedding"] = (visual.class_embedding, same_layout)
+        weights["visual.proj"] = (visual.proj, same_layout)
+        weights.update(_layer_norm("visual.ln_pre", visual.ln_pre))
+        return weights
+    pool = visual.attn_pool
+    weights["visual.conv1.bias"] = (visual.conv1.bias, same_layout)
+    weights["visual.attn_pool.probe"] = (pool.probe, _vector)
+    weights["visual.attn_pool.in_proj_weight"] = (pool.in_proj.kernel, _linear)
+    weights["visual.attn_pool.in_proj_bias"] = (pool.in_proj.bias, same_layout)
+    weights.update(_dense("visual.attn_pool.out_proj", pool.out_proj))
+    weights.update(_layer_norm("visual.attn_pool.ln", pool.ln))
+    weights.update(_dense("visual.attn_pool.mlp.c_fc", pool.c_fc))
+    weights.update(_dense("visual.attn_pool.mlp.c_proj", pool.c_proj))
     return weights
 
 
@@ -176,9 +211,13 @@ def openai_weight_map(model):
             "positional_embedding": (text.positional_embedding, same_layout),
             "text_projection": (text.text_projection, same_layout),
             "token_embedding.weight": (text.token_embedding.embeddings, same_layout),
-            "logit_scale": (model.logit_scale, same_layout),
+            "logit_scale": (model.logit_scale, _scalar),
         }
     )
+    if text.projection_bias:
+        weights["text_projection_bias"] = (text.text_projection_bias, same_layout)
+    if model.logit_bias is not None:
+        weights["logit_bias"] = (model.logit_bias, _scalar)
     weights.update(_layer_norm("ln_final", text.ln_final))
     weights.update(_transformer("transformer", text.transformer))
     return weights
@@ -348,9 +387,18 @@ def with_architecture(weights_config, architecture):
     config = dict(weights_config)
     for key, value in (architecture or {}).items():
         if key in SHAPE_KEYS and key in config and _normalized(value) != _normalized(config[key]):
+            if key == "image_resolution" and _same_patch_grid(value, config):
+                config[key] = value
+                continue
             raise StateDictError(f"The config says {key}={value!r} but the weights describe {config[key]!r}")
         config[key] = value
     return config
+
+
+def _same_patch_grid(image_resolution, config):
+    """Whether a ViT of `config` sees `image_resolution` as the same grid of patches (SigLIP So400m/14 at 384)."""
+    patch_size = config.get("vision_patch_size")
+    return bool(patch_size) and image_resolution // patch_size == config["image_resolution"] // patch_size
 
 
 def _normalized(value):

@@ -1,6 +1,6 @@
 """The architecture and preprocessing a checkpoint's publisher config states, as keras_clip's arguments.
 
-- transformers' `config.json` (`CLIPModel`): sizes, `hidden_act`, heads, `intermediate_size`,
+- transformers' `config.json` (`CLIPModel`, `SiglipModel`): sizes, `hidden_act`, heads, `intermediate_size`,
   `layer_norm_eps`, `eos_token_id`; and `preprocessor_config.json` (mean, std, resampling, sizes).
 - open_clip's `open_clip_config.json`: `model_cfg` (its `CLIPVisionCfg` / `CLIPTextCfg` fields and
   `quick_gelu`) and `preprocess_cfg` (mean, std, interpolation, resize mode).
@@ -10,6 +10,7 @@ silently different behaviour. Values that only matter for training (dropout, ini
 """
 
 from keras_clip.errors import CheckpointError
+from keras_clip.models.temperature import SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE
 from keras_clip.image.settings import Preprocessing
 
 # transformers' activation names -> ours ("gelu" is the exact erf GELU in transformers and torch).
@@ -53,16 +54,32 @@ def _layer_norm_epsilon(section, source, prefix):
     return norm_kwargs.get("eps", 1e-5)
 
 
+# transformers' defaults where config.json leaves a field out (`CLIPConfig`'s, then `SiglipConfig`'s).
+CLIP_DEFAULTS = dict(hidden_act="quick_gelu", layer_norm_eps=1e-5, projection_dim=512, image_size=224, patch_size=32,
+                     max_position_embeddings=77, vocab_size=49408, text_hidden_size=512, text_heads=8,
+                     text_intermediate_size=2048)  # fmt: skip
+SIGLIP_DEFAULTS = dict(hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6, image_size=224, patch_size=16,
+                       max_position_embeddings=64, vocab_size=32000, text_hidden_size=768, text_heads=12,
+                       text_intermediate_size=3072)  # fmt: skip
+
+
 def transformers_architecture(config, source="config.json"):
-    """`keras_clip.CLIP` arguments of a transformers `CLIPConfig` (the dict of its config.json).
+    """`keras_clip.CLIP` arguments of a transformers `CLIPConfig` or `SiglipConfig` (the dict of its config.json).
 
     Raises:
-        CheckpointError: not a CLIP config, or a value keras_clip cannot honour (named).
+        CheckpointError: neither a CLIP nor a SigLIP config, or a value keras_clip cannot honour (named).
     """
-    if config.get("model_type") not in (None, "clip"):
-        raise CheckpointError(f"{source}: model_type {config.get('model_type')!r} is not a CLIP (expected 'clip')")
+    model_type = config.get("model_type")
+    if model_type not in (None, "clip", "siglip"):
+        raise CheckpointError(
+            f"{source}: model_type {model_type!r} is neither a CLIP nor a SigLIP (expected 'clip' or 'siglip'; "
+            "SigLIP 2's variable-resolution NaFlex models, 'siglip2', are not supported)"
+        )
+    siglip = model_type == "siglip"
     text, vision = config.get("text_config") or {}, config.get("vision_config") or {}
-    defaults = {"hidden_act": "quick_gelu", "layer_norm_eps": 1e-5}
+    defaults = SIGLIP_DEFAULTS if siglip else CLIP_DEFAULTS
+    if siglip and not vision.get("vision_use_head", True):
+        _unsupported(source, "vision_config.vision_use_head", False, True)
     activations = {TRANSFORMERS_ACTIVATIONS.get(tower.get("hidden_act", defaults["hidden_act"]))
                    for tower in (text, vision)}  # fmt: skip
     if None in activations or len(activations) != 1:
@@ -71,35 +88,60 @@ def transformers_architecture(config, source="config.json"):
     epsilons = {tower.get("layer_norm_eps", defaults["layer_norm_eps"]) for tower in (text, vision)}
     if len(epsilons) != 1:
         _unsupported(source, "layer_norm_eps", sorted(epsilons), "the same value in both towers")
-    eos_token_id = text.get("eos_token_id", 49407)
+    vision_width = vision.get("hidden_size", 768)
+    text_width = text.get("hidden_size", defaults["text_hidden_size"])
     architecture = dict(
-        embed_dim=config.get("projection_dim", 512),
-        image_resolution=vision.get("image_size", 224),
+        embed_dim=text.get("projection_size") or text_width if siglip else config.get("projection_dim", 512),
+        image_resolution=_square(vision.get("image_size", defaults["image_size"]), source, "image_size"),
         vision_layers=vision.get("num_hidden_layers", 12),
-        vision_width=vision.get("hidden_size", 768),
-        vision_patch_size=vision.get("patch_size", 32),
-        context_length=text.get("max_position_embeddings", 77),
-        vocab_size=text.get("vocab_size", 49408),
-        transformer_width=text.get("hidden_size", 512),
-        transformer_heads=text.get("num_attention_heads", 8),
+        vision_width=vision_width,
+        vision_patch_size=_square(vision.get("patch_size", defaults["patch_size"]), source, "patch_size"),
+        context_length=text.get("max_position_embeddings", defaults["max_position_embeddings"]),
+        vocab_size=text.get("vocab_size", defaults["vocab_size"]),
+        transformer_width=text_width,
+        transformer_heads=text.get("num_attention_heads", defaults["text_heads"]),
         transformer_layers=text.get("num_hidden_layers", 12),
         vision_heads=vision.get("num_attention_heads", 12),
         vision_mlp_width=vision.get("intermediate_size", 3072),
-        transformer_mlp_width=text.get("intermediate_size", 2048),
+        transformer_mlp_width=text.get("intermediate_size", defaults["text_intermediate_size"]),
         activation=activations.pop(),
         layer_norm_epsilon=epsilons.pop(),
     )
+    if siglip:
+        # SiglipModel: attention pooling, bidirectional text pooled at the last position, biased projection.
+        architecture.update(image_pooling="map", text_causal=False, text_pooling="last", text_projection_bias=True,
+                            init_logit_scale=SIGLIP_INIT_LOGIT_SCALE,
+                            init_logit_bias=SIGLIP_INIT_LOGIT_BIAS)  # fmt: skip
+        return architecture
+    eos_token_id = text.get("eos_token_id", 49407)
     # transformers pools at the argmax of the ids for the legacy eos_token_id 2, else at the first eos.
     if eos_token_id != 2:
         architecture.update(text_pooling="eos", eos_token_id=eos_token_id)
     return architecture
 
 
+def _square(value, source, key):
+    """An int size, or a [height, width] pair of equal sides."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2 or value[0] != value[1]:
+            _unsupported(source, key, value, "a square size")
+        return value[0]
+    return value
+
+
 def transformers_preprocessing(config, image_resolution, source="preprocessor_config.json"):
-    """The `Preprocessing` of a transformers `CLIPImageProcessor` config (resize shorter side, centre crop)."""
+    """The `Preprocessing` of a transformers `CLIPImageProcessor` config (resize shorter side, centre crop)
+    or `SiglipImageProcessor` config (resize to the square, no crop)."""
     resample = config.get("resample", 3)
     if resample not in PIL_FILTERS:
         _unsupported(source, "resample", resample, sorted(PIL_FILTERS))
+    if config.get("image_processor_type", "").startswith("Siglip"):
+        size = config.get("size", {})
+        if not config.get("do_resize", True) or (size.get("height"), size.get("width")) != (image_resolution,) * 2:
+            _unsupported(source, "size", size, {"height": image_resolution, "width": image_resolution})
+        return Preprocessing(image_resolution, mean=tuple(config.get("image_mean", (0.5, 0.5, 0.5))),
+                             std=tuple(config.get("image_std", (0.5, 0.5, 0.5))), interpolation=PIL_FILTERS[resample],
+                             resize_mode="squash")  # fmt: skip
     crop = config.get("crop_size", image_resolution)
     crop = crop.get("height", image_resolution) if isinstance(crop, dict) else crop
     size = config.get("size", image_resolution)

@@ -5,6 +5,7 @@ from keras_clip.layers.attention import FusedSelfAttention
 from keras_clip.layers.attention_pool import AttentionPool2d
 from keras_clip.layers.bottleneck import Bottleneck
 from keras_clip.layers.modified_resnet import ModifiedResNet
+from keras_clip.layers.probe_pooling import ProbePooling
 from keras_clip.layers.residual_attention_block import ResidualAttentionBlock
 from keras_clip.layers.text_transformer import TextTransformer
 from keras_clip.layers.transformer import Transformer
@@ -15,6 +16,7 @@ __all__ = [
     "Bottleneck",
     "FusedSelfAttention",
     "ModifiedResNet",
+    "ProbePooling",
     "ResidualAttentionBlock",
     "TextTransformer",
     "Transformer",

@@ -1,22 +1,29 @@
-"""CLIP's ViT image tower."""
+"""The ViT image tower: CLIP's (class token) and SigLIP's (attention pooling)."""
 
 import keras
 from keras import ops
 
+from keras_clip.layers.probe_pooling import ProbePooling
 from keras_clip.layers.residual_attention_block import LAYER_NORM_EPSILON
 from keras_clip.layers.shapes import check_image_shape
 from keras_clip.layers.transformer import Transformer
 
-POOLINGS = ("class_token",)
+POOLINGS = ("class_token", "map")
 
 
 @keras.saving.register_keras_serializable(package="keras_clip")
 class VisionTransformer(keras.layers.Layer):
-    """Patch embedding, class token, transformer, and a projection of the class token.
+    """Patch embedding, transformer, and a pooled image embedding.
+
+    `pooling="class_token"` is CLIP's layout: a class token, a LayerNorm before the transformer, and a
+    projection of the class token's output. `pooling="map"` is SigLIP's: a patch embedding with a bias,
+    no class token and no LayerNorm before the transformer, a LayerNorm on every token, then multi-head
+    attention pooling (`ProbePooling`) and no projection (`output_dim` must equal `width`).
 
     Args:
         image_resolution: height and width of the square input images.
-        patch_size: side of the square patches (the stride of the bias-free patch convolution).
+        patch_size: side of the square patches (the stride of the patch convolution). Pixels beyond the
+            last whole patch are not seen, as in PyTorch (SigLIP So400m/14 at 384: 27 x 27 patches).
         width: transformer width.
         num_layers: transformer depth.
         num_heads: attention heads.
@@ -24,7 +31,7 @@ class VisionTransformer(keras.layers.Layer):
         mlp_width: hidden width of the blocks' MLPs (None: 4 * width).
         activation: the MLPs' activation: "quick_gelu" (OpenAI's), "gelu" or "gelu_tanh".
         layer_norm_epsilon: epsilon of every LayerNorm.
-        pooling: how the image is summarised: "class_token" (the class token's output).
+        pooling: how the image is summarised: "class_token" (CLIP's) or "map" (SigLIP's attention pooling).
 
     Example:
     >>> tower = VisionTransformer(image_resolution=32, patch_size=8, width=64, num_layers=2,
@@ -37,10 +44,10 @@ class VisionTransformer(keras.layers.Layer):
                  activation="quick_gelu", layer_norm_epsilon=LAYER_NORM_EPSILON, pooling="class_token",
                  **kwargs):  # fmt: skip
         super().__init__(**kwargs)
-        if image_resolution % patch_size:
-            raise ValueError(f"image_resolution {image_resolution} is not a multiple of patch_size {patch_size}")
         if pooling not in POOLINGS:
             raise ValueError(f"Unknown image pooling {pooling!r}; expected one of {', '.join(POOLINGS)}")
+        if pooling == "map" and output_dim != width:
+            raise ValueError(f'pooling="map" has no projection: output_dim {output_dim} must equal width {width}')
         self.image_resolution = image_resolution
         self.patch_size = patch_size
         self.width = width
@@ -53,39 +60,55 @@ class VisionTransformer(keras.layers.Layer):
         self.pooling = pooling
         self.grid_size = image_resolution // patch_size
         policy = self.dtype_policy
+        self.class_token = pooling == "class_token"
         self.conv1 = keras.layers.Conv2D(
-            width, patch_size, strides=patch_size, use_bias=False, name="conv1", dtype=policy
+            width, patch_size, strides=patch_size, use_bias=not self.class_token, name="conv1", dtype=policy
         )
-        self.ln_pre = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="ln_pre", dtype=policy)
+        if self.class_token:
+            self.ln_pre = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="ln_pre", dtype=policy)
         self.transformer = Transformer(width, num_layers, num_heads, False, self.mlp_width, activation,
                                        layer_norm_epsilon, name="transformer", dtype=policy)  # fmt: skip
         self.ln_post = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="ln_post", dtype=policy)
+        if not self.class_token:
+            self.attn_pool = ProbePooling(width, num_heads, self.mlp_width, activation, layer_norm_epsilon,
+                                          name="attn_pool", dtype=policy)  # fmt: skip
 
     def build(self, input_shape=None):
         scale = self.width**-0.5
-        self.class_embedding = self.add_weight(
-            shape=(self.width,), initializer=keras.initializers.RandomNormal(stddev=scale), name="class_embedding"
-        )
+        positions = self.grid_size**2 + int(self.class_token)
+        if self.class_token:
+            self.class_embedding = self.add_weight(
+                shape=(self.width,), initializer=keras.initializers.RandomNormal(stddev=scale), name="class_embedding"
+            )
         self.positional_embedding = self.add_weight(
-            shape=(self.grid_size**2 + 1, self.width),
+            shape=(positions, self.width),
             initializer=keras.initializers.RandomNormal(stddev=scale),
             name="positional_embedding",
         )
-        self.proj = self.add_weight(
-            shape=(self.width, self.output_dim), initializer=keras.initializers.RandomNormal(stddev=scale), name="proj"
-        )
+        if self.class_token:
+            self.proj = self.add_weight(
+                shape=(self.width, self.output_dim), initializer=keras.initializers.RandomNormal(stddev=scale),
+                name="proj",
+            )  # fmt: skip
         resolution = self.image_resolution
         self.conv1.build((None, resolution, resolution, 3))
-        tokens_shape = (None, self.grid_size**2 + 1, self.width)
-        for layer in (self.ln_pre, self.transformer):
-            layer.build(tokens_shape)
-        self.ln_post.build((None, self.width))
+        tokens_shape = (None, positions, self.width)
+        self.transformer.build(tokens_shape)
+        if self.class_token:
+            self.ln_pre.build(tokens_shape)
+            self.ln_post.build((None, self.width))
+        else:
+            self.ln_post.build(tokens_shape)
+            self.attn_pool.build(tokens_shape)
 
     def call(self, images):
         check_image_shape(images.shape, self.image_resolution, "VisionTransformer")
         x = self.conv1(images)
         batch = ops.shape(x)[0]
         x = ops.reshape(x, (batch, self.grid_size**2, self.width))
+        if not self.class_token:
+            x = self.transformer(x + ops.cast(self.positional_embedding, x.dtype))
+            return self.attn_pool(self.ln_post(x))
         class_token = ops.broadcast_to(ops.cast(self.class_embedding, x.dtype), (batch, 1, self.width))
         x = ops.concatenate([class_token, x], axis=1)
         x = x + ops.cast(self.positional_embedding, x.dtype)

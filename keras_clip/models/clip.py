@@ -1,7 +1,5 @@
 """The CLIP model: an image tower, a text tower and a learnable temperature."""
 
-import math
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -13,17 +11,18 @@ from keras_clip.layers.text_transformer import TextTransformer
 from keras_clip.layers.vision_transformer import VisionTransformer
 from keras_clip.models.compiled_encoder import CompiledEncoder, is_eager_value
 from keras_clip.models.contrastive_steps import ContrastiveSteps
+from keras_clip.models.temperature import MAX_LOGIT_SCALE, OPENAI_INIT_LOGIT_SCALE
 from keras_clip.models.presets import SIZES, architecture_by_name, find_preset, model_name, unknown_model_message
 from keras_clip.utils.normalization import l2_normalize
 
-MAX_LOGIT_SCALE = math.log(100.0)
 # OpenAI's constructor arguments, then the options other checkpoint families vary (OpenAI's values by default).
 ARCHITECTURE_KEYS = (
     "embed_dim", "image_resolution", "vision_layers", "vision_width", "vision_patch_size", "context_length",
     "vocab_size", "transformer_width", "transformer_heads", "transformer_layers", "vision_heads",
     "vision_mlp_width", "transformer_mlp_width", "activation", "layer_norm_epsilon", "text_causal", "text_pooling",
-    "eos_token_id", "text_projection_bias", "image_pooling",
+    "eos_token_id", "text_projection_bias", "image_pooling", "init_logit_scale", "init_logit_bias",
 )  # fmt: skip
+
 # XLA for the eager encode_image / encode_text graphs. Off by default: the plain graph already runs at
 # 84-85% of this CPU's float32 matmul peak; XLA adds 7% (ViT images) to 18% (text) but is slower on
 # ModifiedResNet images and compiles each new batch shape (~0.7 s per shape on ViT-B/32).
@@ -71,10 +70,14 @@ class CLIP(ContrastiveSteps, keras.Model):
             first `eos_token_id`) or "last".
         eos_token_id: the end-of-text id, for `text_pooling="eos"`.
         text_projection_bias: the text projection adds a bias.
-        image_pooling: how the ViT summarises an image: "class_token" (OpenAI's).
+        image_pooling: how the ViT summarises an image: "class_token" (OpenAI's) or "map" (SigLIP's
+            attention pooling; no projection, so `vision_width` must equal `embed_dim`).
+        init_logit_scale: initial log inverse temperature (OpenAI's: ln(1 / 0.07); SigLIP's: ln 10).
+        init_logit_bias: None (CLIP: no bias), or the initial value of a learnable `logit_bias` added to
+            every logit (SigLIP's: -10).
 
     Inputs of `call`: `{"images": float32 [N, R, R, 3], "tokens": int32 [M, context_length]}`;
-    outputs `(logits_per_image [N, M], logits_per_text [M, N])`.
+    outputs `(logits_per_image [N, M], logits_per_text [M, N])`: `exp(logit_scale) * cosine (+ logit_bias)`.
 
     `model.compile(optimizer)` then `model.fit(dataset)` trains with CLIP's contrastive loss on
     batches `{"images": ..., "tokens": ...}` (see `keras_clip.training`); `logit_scale` is clamped
@@ -110,6 +113,8 @@ class CLIP(ContrastiveSteps, keras.Model):
         eos_token_id=None,
         text_projection_bias=False,
         image_pooling="class_token",
+        init_logit_scale=OPENAI_INIT_LOGIT_SCALE,
+        init_logit_bias=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -133,6 +138,8 @@ class CLIP(ContrastiveSteps, keras.Model):
         self.eos_token_id = eos_token_id
         self.text_projection_bias = text_projection_bias
         self.image_pooling = image_pooling
+        self.init_logit_scale = float(init_logit_scale)
+        self.init_logit_bias = None if init_logit_bias is None else float(init_logit_bias)
         policy = self.dtype_policy
         if self.is_resnet:
             self.visual = ModifiedResNet(
@@ -180,10 +187,15 @@ class CLIP(ContrastiveSteps, keras.Model):
         self.text.build((None, context_length))
         self.logit_scale = self.add_weight(
             shape=(),
-            initializer=keras.initializers.Constant(math.log(1 / 0.07)),
+            initializer=keras.initializers.Constant(self.init_logit_scale),
             constraint=MaxValue(MAX_LOGIT_SCALE),
             name="logit_scale",
         )
+        self.logit_bias = None
+        if self.init_logit_bias is not None:
+            self.logit_bias = self.add_weight(
+                shape=(), initializer=keras.initializers.Constant(self.init_logit_bias), name="logit_bias"
+            )
         self._create_contrastive_metrics()
         self.built = True
 
@@ -248,9 +260,12 @@ class CLIP(ContrastiveSteps, keras.Model):
         self.text.trainable = False
 
     def logits(self, image_features, text_features):
-        """Scaled cosine similarities `(logits_per_image, logits_per_text)` of unnormalised features."""
+        """Scaled cosine similarities `(logits_per_image, logits_per_text)` of unnormalised features
+        (plus `logit_bias` where the model has one)."""
         scale = ops.exp(ops.cast(self.logit_scale, "float32"))
         logits_per_image = scale * ops.matmul(l2_normalize(image_features), ops.transpose(l2_normalize(text_features)))
+        if self.logit_bias is not None:
+            logits_per_image = logits_per_image + ops.cast(self.logit_bias, "float32")
         return logits_per_image, ops.transpose(logits_per_image)
 
     def call(self, inputs, training=False):

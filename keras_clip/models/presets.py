@@ -47,7 +47,8 @@ class Preset:
         architecture: `keras_clip.CLIP` constructor arguments (read-only; `dict(...)` it to change it).
         checkpoint: the published file.
         preprocessing: the image preprocessing the checkpoint was trained with.
-        tokenizer: "clip_bpe" (OpenAI's byte-pair encoding).
+        tokenizer: "clip_bpe" (OpenAI's byte-pair encoding), "siglip_sentencepiece" (SigLIP's 32,000 pieces)
+            or "gemma_sentencepiece" (SigLIP 2's: Gemma's 256,000).
         parameters_millions: size of the model.
         imagenet_top1: reported zero-shot ImageNet top-1 (%), documentation only.
     """
@@ -209,6 +210,75 @@ _PRESETS = (
     _hub("ViT-H-14-378", "dfn5b", "apple/DFN5B-CLIP-ViT-H-14-378", "quick_gelu", 986.71, 84.37,
          resize_mode="squash"),
 )  # fmt: skip
+
+
+# SigLIP towers: (width, layers, heads, MLP width), from open_clip's ViT-*-SigLIP*.json and timm's vit_*_siglip_*.
+SIGLIP_TOWERS = {"B": (768, 12, 12, 3072), "L": (1024, 24, 16, 4096), "So400m": (1152, 27, 16, 4304),
+                 "gopt": (1536, 40, 16, 6144)}  # fmt: skip
+SIGLIP_TEXT_TOWERS = {"B": "B", "L": "L", "So400m": "So400m", "gopt": "So400m"}  # g-opt has So400m's text tower
+SIGLIP_PREPROCESSING = dict(INCEPTION, interpolation="bicubic", resize_mode="squash")
+
+
+def siglip_architecture(size, patch_size, image_resolution, vocab_size=32000, context_length=64):
+    """`CLIP` arguments of a SigLIP model: the towers of `size` ("B", "L", "So400m", "gopt")."""
+    from keras_clip.models.temperature import SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE
+
+    width, layers, heads, mlp_width = SIGLIP_TOWERS[size]
+    text_width, text_layers, text_heads, text_mlp_width = SIGLIP_TOWERS[SIGLIP_TEXT_TOWERS[size]]
+    return types.MappingProxyType(dict(
+        embed_dim=width, image_resolution=image_resolution, vision_layers=layers, vision_width=width,
+        vision_patch_size=patch_size, context_length=context_length, vocab_size=vocab_size,
+        transformer_width=text_width, transformer_heads=text_heads, transformer_layers=text_layers,
+        vision_heads=heads, vision_mlp_width=mlp_width, transformer_mlp_width=text_mlp_width,
+        activation="gelu_tanh", layer_norm_epsilon=1e-6, text_causal=False, text_pooling="last",
+        text_projection_bias=True, image_pooling="map", init_logit_scale=SIGLIP_INIT_LOGIT_SCALE,
+        init_logit_bias=SIGLIP_INIT_LOGIT_BIAS,
+    ))  # fmt: skip
+
+
+def _siglip(architecture_name, size, patch_size, image_resolution, repo, context_length=64):
+    """A SigLIP (SigLIP 2 when "SigLIP2" is in the name) release: transformers' files on the Hub (Google's)."""
+    version_2 = "SigLIP2" in architecture_name
+    architecture = siglip_architecture(size, patch_size, image_resolution, 256000 if version_2 else 32000,
+                                       context_length)  # fmt: skip
+    return Preset(
+        name=f"{architecture_name}/webli",
+        architecture_name=architecture_name,
+        tag="webli",
+        architecture=architecture,
+        checkpoint=CheckpointFile("model.safetensors", hub_repo=repo),
+        preprocessing=Preprocessing(image_resolution, **SIGLIP_PREPROCESSING),
+        tokenizer="gemma_sentencepiece" if version_2 else "siglip_sentencepiece",
+    )
+
+
+# SigLIP and SigLIP 2 (fixed resolution; NaFlex is not supported): open_clip's names, Google's repositories.
+_SIGLIP_PRESETS = (
+    _siglip("ViT-B-16-SigLIP", "B", 16, 224, "google/siglip-base-patch16-224"),
+    _siglip("ViT-B-16-SigLIP-256", "B", 16, 256, "google/siglip-base-patch16-256"),
+    _siglip("ViT-B-16-SigLIP-384", "B", 16, 384, "google/siglip-base-patch16-384"),
+    _siglip("ViT-B-16-SigLIP-512", "B", 16, 512, "google/siglip-base-patch16-512"),
+    _siglip("ViT-L-16-SigLIP-256", "L", 16, 256, "google/siglip-large-patch16-256"),
+    _siglip("ViT-L-16-SigLIP-384", "L", 16, 384, "google/siglip-large-patch16-384"),
+    _siglip("ViT-SO400M-14-SigLIP", "So400m", 14, 224, "google/siglip-so400m-patch14-224", context_length=16),
+    _siglip("ViT-SO400M-14-SigLIP-384", "So400m", 14, 384, "google/siglip-so400m-patch14-384"),
+    _siglip("ViT-B-16-SigLIP2", "B", 16, 224, "google/siglip2-base-patch16-224"),
+    _siglip("ViT-B-16-SigLIP2-256", "B", 16, 256, "google/siglip2-base-patch16-256"),
+    _siglip("ViT-B-16-SigLIP2-384", "B", 16, 384, "google/siglip2-base-patch16-384"),
+    _siglip("ViT-B-16-SigLIP2-512", "B", 16, 512, "google/siglip2-base-patch16-512"),
+    _siglip("ViT-B-32-SigLIP2-256", "B", 32, 256, "google/siglip2-base-patch32-256"),
+    _siglip("ViT-L-16-SigLIP2-256", "L", 16, 256, "google/siglip2-large-patch16-256"),
+    _siglip("ViT-L-16-SigLIP2-384", "L", 16, 384, "google/siglip2-large-patch16-384"),
+    _siglip("ViT-L-16-SigLIP2-512", "L", 16, 512, "google/siglip2-large-patch16-512"),
+    _siglip("ViT-SO400M-14-SigLIP2", "So400m", 14, 224, "google/siglip2-so400m-patch14-224"),
+    _siglip("ViT-SO400M-14-SigLIP2-378", "So400m", 14, 378, "google/siglip2-so400m-patch14-384"),
+    _siglip("ViT-SO400M-16-SigLIP2-256", "So400m", 16, 256, "google/siglip2-so400m-patch16-256"),
+    _siglip("ViT-SO400M-16-SigLIP2-384", "So400m", 16, 384, "google/siglip2-so400m-patch16-384"),
+    _siglip("ViT-SO400M-16-SigLIP2-512", "So400m", 16, 512, "google/siglip2-so400m-patch16-512"),
+    _siglip("ViT-gopt-16-SigLIP2-256", "gopt", 16, 256, "google/siglip2-giant-opt-patch16-256"),
+    _siglip("ViT-gopt-16-SigLIP2-384", "gopt", 16, 384, "google/siglip2-giant-opt-patch16-384"),
+)
+_PRESETS = _PRESETS + _SIGLIP_PRESETS
 
 PRESETS = {preset.name: preset for preset in _PRESETS}
 

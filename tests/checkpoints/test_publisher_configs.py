@@ -22,7 +22,7 @@ def test_transformers_pooling_follows_its_eos_token_id():
 @pytest.mark.parametrize("change, named", [
     (lambda config: config["vision_config"].update(hidden_act="relu"), "hidden_act"),
     (lambda config: config["text_config"].update(layer_norm_eps=1e-6), "layer_norm_eps"),
-    (lambda config: config.update(model_type="siglip"), "model_type 'siglip'"),
+    (lambda config: config.update(model_type="siglip2"), "model_type 'siglip2'"),
 ])  # fmt: skip
 def test_transformers_values_that_cannot_be_honoured_are_named(change, named):
     config, _ = family_configs("laion2b_vit_h14")

@@ -45,7 +45,19 @@ def pretrained_table():
     names = _module_constants(os.path.join(open_clip_dir(), "constants.py"))
     tree = ast.parse(open(path, encoding="utf-8").read())
     defaults = {"_pcfg": dict(mean=names["OPENAI_DATASET_MEAN"], std=names["OPENAI_DATASET_STD"],
-                              interpolation="bicubic", resize_mode="shortest")}  # fmt: skip
+                              interpolation="bicubic", resize_mode="shortest"),
+                "_slpcfg": dict(mean=names["INCEPTION_MEAN"], std=names["INCEPTION_STD"], interpolation="bicubic",
+                                resize_mode="squash")}  # fmt: skip
+
+    def entries_of(call):
+        entries = {}
+        for keyword in call.keywords:
+            entry = keyword.value
+            if isinstance(entry, ast.Call) and getattr(entry.func, "id", "") in defaults:
+                config = dict(defaults[entry.func.id], quick_gelu=False)
+                config.update({item.arg: value(item.value) for item in entry.keywords})
+                entries[keyword.arg] = config
+        return entries
 
     def value(node):
         return names[node.id] if isinstance(node, ast.Name) else ast.literal_eval(node)
@@ -56,19 +68,19 @@ def pretrained_table():
             continue
         target, call = node.targets[0].id, node.value
         if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "dict":
-            entries = {}
-            for keyword in call.keywords:
-                entry = keyword.value
-                if isinstance(entry, ast.Call) and getattr(entry.func, "id", "") in defaults:
-                    config = dict(defaults[entry.func.id], quick_gelu=False)
-                    config.update({item.arg: value(item.value) for item in entry.keywords})
-                    entries[keyword.arg] = config
-            groups[target] = entries
+            groups[target] = entries_of(call)
         elif target == "_PRETRAINED":
             table = {}
             for key, group in zip(call.keys, call.values):
-                if isinstance(key, ast.Constant) and isinstance(group, ast.Name) and group.id in groups:
-                    for tag, config in groups[group.id].items():
-                        table[(key.value, tag)] = config
+                if not isinstance(key, ast.Constant):
+                    continue
+                if isinstance(group, ast.Name) and group.id in groups:
+                    entries = groups[group.id]
+                elif isinstance(group, ast.Call) and getattr(group.func, "id", "") == "dict":  # written in place
+                    entries = entries_of(group)
+                else:
+                    continue
+                for tag, config in entries.items():
+                    table[(key.value, tag)] = config
             return table
     raise RuntimeError(f"{path} has no _PRETRAINED table")

@@ -8,7 +8,9 @@ from keras_clip.models import presets
 from tests.helpers.open_clip_facts import model_config, pretrained_table
 from tests.helpers.transformers_reference import transformers_config
 
-OPEN_CLIP_RELEASES = [preset for preset in presets.PRESETS.values() if preset.checkpoint.hub_repo]
+OPEN_CLIP_RELEASES = [preset for preset in presets.PRESETS.values() if preset.checkpoint.hub_repo
+                      and "SigLIP" not in preset.architecture_name]  # fmt: skip
+SIGLIP_RELEASES = [preset for preset in presets.PRESETS.values() if "SigLIP" in preset.architecture_name]
 
 
 @pytest.mark.parametrize("preset", OPEN_CLIP_RELEASES, ids=lambda preset: preset.name)
@@ -32,6 +34,30 @@ def test_release_is_open_clips(preset):
     assert (settings.mean, settings.std) == (tuple(entry["mean"]), tuple(entry["std"]))
     assert (settings.interpolation, settings.resize_mode) == (entry["interpolation"], entry["resize_mode"])
     assert settings.image_resolution == config["vision_cfg"]["image_size"]
+
+
+@pytest.mark.parametrize("preset", SIGLIP_RELEASES, ids=lambda preset: preset.name)
+def test_siglip_release_is_open_clips(preset):
+    """open_clip lists it (timm's copy of Google's weights) with these sizes and this preprocessing; the vision
+    tower's sizes are in its timm model name (e.g. vit_so400m_patch14_siglip_384)."""
+    entry = pretrained_table()[(preset.architecture_name, preset.tag)]
+    config = model_config(preset.architecture_name)
+    vision, text, ours = config["vision_cfg"], config["text_cfg"], preset.architecture
+    assert (ours["embed_dim"], ours["image_resolution"]) == (config["embed_dim"], vision["image_size"])
+    size = {768: "base", 1024: "large", 1152: "so400m", 1536: "giantopt"}[ours["vision_width"]]
+    timm_name = f"vit_{size}_patch{ours['vision_patch_size']}_siglip_"
+    assert vision["timm_model_name"].startswith(timm_name) and vision["timm_pool"] == "map", vision
+    assert (ours["context_length"], ours["vocab_size"]) == (text["context_length"], text["vocab_size"])
+    assert (ours["transformer_width"], ours["transformer_heads"], ours["transformer_layers"]) == (
+        text["width"], text["heads"], text["layers"])  # fmt: skip
+    assert ours["transformer_mlp_width"] == int(text["width"] * text.get("mlp_ratio", 4.0))
+    assert ours["layer_norm_epsilon"] == text["norm_kwargs"]["eps"]
+    assert ours["init_logit_bias"] == config["init_logit_bias"]
+    assert not ours["text_causal"] and ours["text_pooling"] == text["pool_type"] and ours["text_projection_bias"]
+    settings = preset.preprocessing
+    assert (settings.mean, settings.std) == (tuple(entry["mean"]), tuple(entry["std"]))
+    assert (settings.interpolation, settings.resize_mode) == (entry["interpolation"], entry["resize_mode"])
+    assert preset.tokenizer == ("gemma_sentencepiece" if text["vocab_size"] == 256000 else "siglip_sentencepiece")
 
 
 @pytest.mark.parametrize("name", presets.available_models())
