@@ -3,7 +3,10 @@
 import keras
 import tensorflow as tf
 
-from keras_clip.losses import contrastive_loss, num_replicas_in_sync
+from keras_clip.losses import contrastive_loss, num_replicas_in_sync, sigmoid_loss
+
+# `compile(loss=...)`: CLIP's softmax loss, SigLIP's sigmoid loss, or its chunked form (same numbers, less memory).
+LOSSES = ("contrastive", "sigmoid", "chunked_sigmoid")
 
 
 def unpack_batch(data):
@@ -35,6 +38,30 @@ class ContrastiveSteps:
     #: Set to False for the naive per-replica loss (only to compare against; not CLIP's loss).
     global_negatives = True
 
+    def compile(self, optimizer="rmsprop", loss=None, **kwargs):
+        """Keras' `compile`, with the contrastive loss chosen by name.
+
+        Args:
+            optimizer: as for `keras.Model.compile`.
+            loss: "contrastive" (CLIP's softmax loss), "sigmoid" (SigLIP's) or "chunked_sigmoid" (SigLIP's,
+                scored one replica's block of texts at a time with the blocks' logits recomputed in the
+                backward pass: the same loss and gradients in less memory). None: "sigmoid" for a model
+                with a `logit_bias`, else "contrastive".
+            **kwargs: `keras.Model.compile`'s other arguments (not `metrics`: the step logs its own).
+
+        Example:
+        >>> model.compile(keras.optimizers.AdamW(1e-4), loss="sigmoid")
+        """
+        if loss is None:
+            loss = "contrastive" if self.logit_bias is None else "sigmoid"
+        if loss not in LOSSES:
+            raise ValueError(f"Unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
+        if loss != "contrastive" and self.logit_bias is None:
+            raise ValueError(f"loss={loss!r} needs a logit_bias: create the model with init_logit_bias "
+                             "(SigLIP's: -10)")  # fmt: skip
+        self.loss_name = loss
+        super().compile(optimizer=optimizer, **kwargs)
+
     def _create_contrastive_metrics(self):
         # Called from the model's constructor: metric variables must be created in the same
         # tf.distribute scope as the model, not lazily inside a replica's step.
@@ -56,7 +83,11 @@ class ContrastiveSteps:
         images, tokens = unpack_batch(data)
         image_features = self.encode_image(images, training=training)
         text_features = self.encode_text(tokens, training=training)
-        return contrastive_loss(image_features, text_features, self.logit_scale, self.global_negatives)
+        loss = getattr(self, "loss_name", "contrastive" if self.logit_bias is None else "sigmoid")
+        if loss == "contrastive":
+            return contrastive_loss(image_features, text_features, self.logit_scale, self.global_negatives)
+        return sigmoid_loss(image_features, text_features, self.logit_scale, self.logit_bias, self.global_negatives,
+                            chunked=loss == "chunked_sigmoid")  # fmt: skip
 
     def _update_metrics(self, values, batch_size):
         loss_tracker, image_accuracy, text_accuracy, temperature = self._contrastive_metrics()

@@ -2,6 +2,8 @@
 
     python -m tests.helpers.distributed_training MODE FOLDER
 
+MODE "sigmoid<R>" (R = 1, 2 or 4 logical CPUs) trains a tiny SigLIP with the sigmoid loss, gathered and
+chunked (and, for R = 2, per-replica only), and writes FOLDER/sigmoid<R>_<loss>.npz for each of SIGMOID_RUNS[R].
 MODE "local" trains three times in one process and writes FOLDER/<name>.npz for each of LOCAL_RUNS:
 "single" (one device, global batch), "mirrored" (2 logical CPUs, CLIP's loss) and "mirrored_naive"
 (2 logical CPUs, per-replica negatives only). MODE "cluster" starts two worker processes of a
@@ -24,6 +26,10 @@ GLOBAL_BATCH = 16
 STEPS = 3
 LOCAL_RUNS = ("single", "mirrored", "mirrored_naive")
 WORKERS = 2
+# replicas -> (loss, global negatives) of the sigmoid runs
+SIGMOID_RUNS = {1: (("sigmoid", True), ("chunked_sigmoid", True)),
+                2: (("sigmoid", True), ("chunked_sigmoid", True), ("naive_sigmoid", False)),
+                4: (("sigmoid", True), ("chunked_sigmoid", True))}  # fmt: skip
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -61,23 +67,25 @@ class StepLosses:
         return means * steps - np.concatenate([[0.0], means[:-1] * steps[:-1]])
 
 
-def train(strategy, global_negatives=True):
+def train(strategy, global_negatives=True, loss="contrastive"):
     import keras_clip
-    from tests.helpers.tiny_models import TINY_VIT, tiny_clip
+    from tests.helpers.tiny_models import TINY_SIGLIP, TINY_VIT, tiny_clip
 
-    initial_weights = tiny_clip(seed=0).get_weights()  # the same start in every process
+    config = TINY_VIT if loss == "contrastive" else TINY_SIGLIP
+    initial_weights = tiny_clip(seed=0, **config).get_weights()  # the same start in every process
     with strategy.scope():
-        model = keras_clip.CLIP(**TINY_VIT)
+        model = keras_clip.CLIP(**config)
         model.set_weights(initial_weights)
         model.global_negatives = global_negatives
-        model.compile(optimizer=keras_clip.training.optimizer(model, 1e-3, total_steps=10, warmup_steps=2))
+        model.compile(optimizer=keras_clip.training.optimizer(model, 1e-3, total_steps=10, warmup_steps=2),
+                      loss=loss)  # fmt: skip
     recorder = StepLosses()
     model.fit(dataset(), epochs=1, verbose=0, callbacks=[recorder.callback])
     return recorder.losses(), [np.asarray(w) for w in model.get_weights()]
 
 
-def save(output, strategy, global_negatives=True):
-    losses, weights = train(strategy, global_negatives)
+def save(output, strategy, global_negatives=True, loss="contrastive"):
+    losses, weights = train(strategy, global_negatives, loss)
     np.savez(output, losses=losses, replicas=strategy.num_replicas_in_sync, *weights)
 
 
@@ -126,6 +134,16 @@ def main(mode, output):
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         for name, global_negatives in (("mirrored", True), ("mirrored_naive", False)):
             save(os.path.join(output, f"{name}.npz"), strategy, global_negatives)
+    elif mode.startswith("sigmoid"):
+        replicas = int(mode[len("sigmoid"):])
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
+        strategy = tf.distribute.get_strategy()
+        if replicas > 1:
+            strategy = tf.distribute.MirroredStrategy([f"/cpu:{index}" for index in range(replicas)])
+        for name, global_negatives in SIGMOID_RUNS[replicas]:
+            loss = "sigmoid" if name == "naive_sigmoid" else name
+            save(os.path.join(output, f"{mode}_{name}.npz"), strategy, global_negatives, loss)
     elif mode == "worker":  # one worker of the cluster TF_CONFIG names
         save(output, tf.distribute.MultiWorkerMirroredStrategy())
     else:

@@ -9,6 +9,12 @@ TINY_VIT = dict(
     context_length=77, vocab_size=49408, transformer_width=64, transformer_heads=1, transformer_layers=2,
 )
 
+# SigLIP's layout at TINY_VIT's sizes (no image projection: the image width is the embedding width).
+TINY_SIGLIP = dict(
+    TINY_VIT, embed_dim=64, image_pooling="map", activation="gelu_tanh", layer_norm_epsilon=1e-6, text_causal=False,
+    text_pooling="last", text_projection_bias=True, init_logit_scale=2.302585092994046, init_logit_bias=-10.0,
+)
+
 
 def tiny_clip(seed=0, **overrides):
     """A randomly initialised tiny ViT CLIP, the same for the same seed."""

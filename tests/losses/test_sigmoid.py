@@ -1,0 +1,94 @@
+"""SigLIP's sigmoid loss: the paper's formula on one device, and exact under tf.distribute.
+
+Under MirroredStrategy (2 replicas x 8 and 4 replicas x 4, logical CPUs in subprocesses), the gathered and
+the chunked forms give the single-device batch-16 losses and the weights after 3 AdamW steps within 1e-5;
+the per-replica-only loss does not.
+"""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_clip
+from keras_clip.losses import sigmoid_loss
+from tests.helpers.background import Job
+from tests.helpers.distributed_training import ROOT, SIGMOID_RUNS, results
+from tests.helpers.tiny_models import TINY_SIGLIP
+
+TOLERANCE = 1e-5
+RUNS = {replicas: Job([sys.executable, "-m", "tests.helpers.distributed_training", f"sigmoid{replicas}", "{folder}"],
+                      cwd=ROOT) for replicas in SIGMOID_RUNS}  # fmt: skip
+
+
+def paper_loss(images, texts, scale, bias):
+    """-1/n sum_ij log sigmoid(z_ij (t x_i . y_j + b)) in float64 numpy."""
+    x = images / np.linalg.norm(images, axis=1, keepdims=True)
+    y = texts / np.linalg.norm(texts, axis=1, keepdims=True)
+    logits = np.exp(scale) * x @ y.T + bias
+    signs = 2 * np.eye(len(x)) - 1
+    return -np.sum(-np.logaddexp(0, -signs * logits)) / len(x)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_loss_is_the_papers_and_both_forms_share_gradients(chunked):
+    rng = np.random.default_rng(0)
+    images, texts = rng.normal(size=(6, 8)), rng.normal(size=(6, 8))
+    scale, bias = tf.Variable(np.log(10.0)), tf.Variable(-10.0)
+    image_tensor, text_tensor = tf.constant(images, tf.float32), tf.constant(texts, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch([image_tensor, text_tensor])
+        loss, _, _ = sigmoid_loss(image_tensor, text_tensor, scale, bias, chunked=chunked)
+    np.testing.assert_allclose(float(loss), paper_loss(images, texts, np.log(10.0), -10.0), rtol=1e-5)
+    gradients = tape.gradient(loss, [image_tensor, text_tensor, scale, bias])
+    with tf.GradientTape() as tape:
+        tape.watch([image_tensor, text_tensor])
+        other, _, _ = sigmoid_loss(image_tensor, text_tensor, scale, bias, chunked=not chunked)
+    for ours, theirs in zip(gradients, tape.gradient(other, [image_tensor, text_tensor, scale, bias])):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), atol=1e-6)
+
+
+def test_compile_chooses_the_loss_by_name():
+    siglip = keras_clip.CLIP(**TINY_SIGLIP)
+    siglip.compile("adam")
+    assert siglip.loss_name == "sigmoid"
+    with pytest.raises(ValueError, match="Unknown loss 'softmax'"):
+        siglip.compile("adam", loss="softmax")
+    clip = keras_clip.CLIP(**dict(TINY_SIGLIP, init_logit_bias=None))
+    with pytest.raises(ValueError, match="needs a logit_bias"):
+        clip.compile("adam", loss="sigmoid")
+
+
+def run(replicas):
+    """{run name: (losses, replicas, weights)} of the subprocess training on `replicas` logical CPUs."""
+    process = RUNS[replicas].result()
+    assert process.returncode == 0, process.stderr[-3000:]
+    return {name: results(os.path.join(RUNS[replicas].folder, f"sigmoid{replicas}_{name}.npz"))
+            for name, _ in SIGMOID_RUNS[replicas]}  # fmt: skip
+
+
+# 4 replicas x 4 is a full_size check (its subprocess adds a minute of CPU to the default run).
+@pytest.mark.parametrize("replicas", [
+    pytest.param(2, marks=pytest.mark.background(RUNS[1], RUNS[2])),
+    pytest.param(4, marks=[pytest.mark.background(RUNS[1], RUNS[4]), pytest.mark.full_size]),
+])  # fmt: skip
+@pytest.mark.parametrize("form", ["sigmoid", "chunked_sigmoid"])
+def test_replicas_match_one_device(replicas, form):
+    single_losses, _, single_weights = run(1)["sigmoid"]
+    losses, seen_replicas, weights = run(replicas)[form]
+    assert seen_replicas == replicas and len(losses) == 3
+    np.testing.assert_allclose(losses, single_losses, atol=TOLERANCE, rtol=0)
+    assert max(float(np.abs(a - b).max()) for a, b in zip(weights, single_weights)) <= TOLERANCE
+
+
+@pytest.mark.background(RUNS[1], RUNS[2])
+def test_chunked_matches_gathered_on_one_device_and_per_replica_loss_differs():
+    single_losses, _, single_weights = run(1)["sigmoid"]
+    chunked_losses, _, chunked_weights = run(1)["chunked_sigmoid"]
+    np.testing.assert_allclose(chunked_losses, single_losses, atol=TOLERANCE, rtol=0)
+    assert max(float(np.abs(a - b).max()) for a, b in zip(chunked_weights, single_weights)) <= TOLERANCE
+    naive_losses, _, naive_weights = run(2)["naive_sigmoid"]
+    assert max(float(np.abs(a - b).max()) for a, b in zip(naive_weights, single_weights)) > 100 * TOLERANCE
+    assert np.abs(naive_losses - single_losses).max() > 100 * TOLERANCE
