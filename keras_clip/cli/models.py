@@ -23,8 +23,8 @@ def run(args):
     rows = [("name", "source", "resolution", "parameters (M)", "ImageNet top-1 (%)")]
     for name, preset in PRESETS.items():
         top1 = "" if preset.imagenet_top1 is None else f"{preset.imagenet_top1:.1f}"
-        rows.append((name, _source(preset), str(preset.preprocessing.image_resolution),
-                     f"{preset.parameters_millions:.0f}", top1))  # fmt: skip
+        size = "" if preset.parameters_millions is None else f"{preset.parameters_millions:.0f}"
+        rows.append((name, _source(preset), str(preset.preprocessing.image_resolution), size, top1))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

@@ -1,4 +1,5 @@
-"""Contrastive losses of image and text embeddings (CLIP's softmax, SigLIP's sigmoid), with negatives gathered across replicas.
+"""Contrastive losses of image and text embeddings (CLIP's softmax, SigLIP's sigmoid), with negatives
+gathered across replicas.
 
 They live beside the models rather than under `training/`: `CLIP.train_step` computes them, and so
 does anything that scores a batch (evaluation, benchmarks), without the training callbacks.

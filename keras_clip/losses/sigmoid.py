@@ -91,4 +91,5 @@ def sigmoid_loss(image_features, text_features, logit_scale, logit_bias, global_
     images = tf.stop_gradient(image_features)
     image_blocks, _, _ = _blocks(images, global_negatives)
     text_blocks = [tf.stop_gradient(block) for block in text_blocks]
-    return loss, _accuracy(images, text_blocks, offset), _accuracy(tf.stop_gradient(text_features), image_blocks, offset)
+    texts = tf.stop_gradient(text_features)
+    return loss, _accuracy(images, text_blocks, offset), _accuracy(texts, image_blocks, offset)
