@@ -42,6 +42,8 @@ setup(
             "safetensors",
             # Hugging Face's CLIPModel: the reference of the LAION, DataComp, MetaCLIP and DFN checkpoints.
             "transformers==5.25.0",
+            # Trains the SentencePiece model of the SigLIP tokenizer tests (and transformers' SiglipTokenizer reads it).
+            "sentencepiece==0.2.3",
             "matplotlib",
             "pillow>=13",  # the resizing tests compare with Pillow 13's pass order, bit for bit
             "psutil",

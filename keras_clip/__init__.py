@@ -25,6 +25,8 @@ _PUBLIC = {
     "build_model": "keras_clip.checkpoints.openai_state_dict",
     "tokenize": "keras_clip.text.tokenizer",
     "Tokenizer": "keras_clip.text.tokenizer",
+    "SentencePieceTokenizer": "keras_clip.text.sentencepiece_tokenizer",
+    "get_tokenizer": "keras_clip.checkpoints.tokenizers",
     "IMAGENET_TEMPLATES": "keras_clip.text.templates",
     "SIMPLE_TEMPLATES": "keras_clip.text.templates",
     "IMAGENET_CLASSNAMES": "keras_clip.text.imagenet_classnames",

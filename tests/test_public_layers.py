@@ -4,6 +4,7 @@ Trainable parameter counts are those of OpenAI's reference modules (`clip/model.
 same sizes (SigLIP's attention pooling: transformers'), counted as torch counts them.
 """
 
+import base64
 import inspect
 
 import keras
@@ -17,6 +18,7 @@ from tests.helpers.images import photographs, resized
 from tests.helpers.layer_checks import run_layer_checks
 from tests.helpers.model_inputs import random_tokens
 from tests.helpers.openai_reference import reference_module
+from tests.helpers.sentencepiece_models import siglip_like_model
 
 rng = np.random.default_rng(0)
 SEQUENCE = rng.normal(size=(2, 7, 64)).astype("float32")
@@ -70,6 +72,9 @@ CASES = {
     "Tokenizer": (dict(context_length=16, truncate=True),
                   tf.constant(["a photo of a cat", "\u039f\u0394\u039f\u03a3 &amp; \U0001f600", ""]), (3, 16),
                   lambda: 0),
+    "SentencePieceTokenizer": (dict(model="base64:" + base64.b64encode(siglip_like_model()).decode(),
+                                    context_length=16),
+                               tf.constant(["a photo of a cat", "Σ </s> \U0001f600", ""]), (3, 16), lambda: 0),
     "ImagePreprocessor": (dict(image_resolution=32, parallel_iterations=2), PHOTOS, (2, 32, 32, 3), lambda: 0),
     "TrainingAugmentation": (dict(image_resolution=32, seed=3), PHOTOS, (2, 32, 32, 3), lambda: 0),
 }  # fmt: skip

@@ -50,7 +50,7 @@ class ContrastiveSteps:
             **kwargs: `keras.Model.compile`'s other arguments (not `metrics`: the step logs its own).
 
         Example:
-        >>> model.compile(keras.optimizers.AdamW(1e-4), loss="sigmoid")
+        >>> model.compile(keras.optimizers.AdamW(1e-4))  # CLIP's loss; a SigLIP's is loss="sigmoid"
         """
         if loss is None:
             loss = "contrastive" if self.logit_bias is None else "sigmoid"

@@ -17,7 +17,6 @@ from keras_clip.checkpoints.publisher_configs import open_clip_architecture
 from keras_clip.errors import ChecksumError, DownloadError
 from keras_clip.models import presets
 from tests.helpers import checkpoint_files
-from tests.helpers.fake_hub import FakeHub
 from tests.helpers.model_inputs import random_images, random_tokens
 from tests.helpers.transformers_reference import (
     RESOLUTION,
@@ -47,17 +46,6 @@ def published(tmp_path_factory):
     preprocess_cfg = {"mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear", "resize_mode": "squash"}
     files["open_clip_config.json"] = json.dumps({"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}).encode()
     return files, model_cfg, reference_outputs(model, images, tokens), (images, tokens)
-
-
-@pytest.fixture
-def hub(monkeypatch, tmp_path):
-    hub = FakeHub()
-    monkeypatch.setenv("HF_ENDPOINT", hub.url)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "huggingface"))
-    monkeypatch.setenv("KERAS_CLIP_CACHE", str(tmp_path / "keras_clip"))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    yield hub
-    hub.close()
 
 
 @pytest.fixture

@@ -2,11 +2,11 @@
 
     python -m tests.helpers.distributed_training MODE FOLDER
 
-MODE "sigmoid<R>" (R = 1, 2 or 4 logical CPUs) trains a tiny SigLIP with the sigmoid loss, gathered and
-chunked (and, for R = 2, per-replica only), and writes FOLDER/sigmoid<R>_<loss>.npz for each of SIGMOID_RUNS[R].
-MODE "local" trains three times in one process and writes FOLDER/<name>.npz for each of LOCAL_RUNS:
-"single" (one device, global batch), "mirrored" (2 logical CPUs, CLIP's loss) and "mirrored_naive"
-(2 logical CPUs, per-replica negatives only). MODE "cluster" starts two worker processes of a
+MODE "local" trains in one process (2 logical CPUs) and writes FOLDER/<name>.npz for each of LOCAL_RUNS:
+a tiny CLIP with CLIP's loss on one device with the global batch ("single"), on 2 replicas ("mirrored") and
+with per-replica negatives only ("mirrored_naive"); a tiny SigLIP with the sigmoid loss, gathered and chunked,
+on one device and on 2 replicas, and per-replica only. MODE "sigmoid4" trains the SigLIP on 4 logical CPUs,
+gathered and chunked (FOLDER/sigmoid4_<loss>.npz). MODE "cluster" starts two worker processes of a
 MultiWorkerMirroredStrategy on free local ports and waits for them; each writes FOLDER/worker<i>.npz.
 Each file holds the loss of every step and the final weights. Subprocesses because logical devices
 must be set before TensorFlow starts (and a cluster needs its processes).
@@ -24,13 +24,36 @@ import numpy as np  # noqa: E402
 
 GLOBAL_BATCH = 16
 STEPS = 3
-LOCAL_RUNS = ("single", "mirrored", "mirrored_naive")
 WORKERS = 2
-# replicas -> (loss, global negatives) of the sigmoid runs
-SIGMOID_RUNS = {1: (("sigmoid", True), ("chunked_sigmoid", True)),
-                2: (("sigmoid", True), ("chunked_sigmoid", True), ("naive_sigmoid", False)),
-                4: (("sigmoid", True), ("chunked_sigmoid", True))}  # fmt: skip
+# name -> (loss, on 2 replicas, global negatives)
+LOCAL_RUNS = {
+    "single": ("contrastive", False, True), "mirrored": ("contrastive", True, True),
+    "mirrored_naive": ("contrastive", True, False), "sigmoid_single": ("sigmoid", False, True),
+    "chunked_sigmoid_single": ("chunked_sigmoid", False, True), "sigmoid_mirrored": ("sigmoid", True, True),
+    "chunked_sigmoid_mirrored": ("chunked_sigmoid", True, True), "sigmoid_mirrored_naive": ("sigmoid", True, False),
+}  # fmt: skip
+SIGMOID4_RUNS = ("sigmoid", "chunked_sigmoid")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def job(mode):
+    """This module run as a subprocess in `mode`, as a tests/helpers/background.py Job."""
+    from tests.helpers.background import Job
+
+    return Job([sys.executable, "-m", "tests.helpers.distributed_training", mode, "{folder}"], cwd=ROOT)
+
+
+def local_results(local_job):
+    """{name: (losses, replicas, weights)} of the LOCAL_RUNS of a finished "local" job."""
+    process = local_job.result()
+    assert process.returncode == 0, process.stderr[-3000:]
+    return {name: results(os.path.join(local_job.folder, f"{name}.npz")) for name in LOCAL_RUNS}
+
+
+# The jobs the test modules share (each runs once, in the background: tests/conftest.py).
+LOCAL_JOB = job("local")
+CLUSTER_JOB = job("cluster")
+SIGMOID4_JOB = job("sigmoid4")
 
 
 def dataset():
@@ -125,25 +148,20 @@ def main(mode, output):
 
     import tensorflow as tf
 
-    if mode == "local":
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        # The default strategy: one device (/cpu:0), the global batch.
-        save(os.path.join(output, "single.npz"), tf.distribute.get_strategy())
-        # One MirroredStrategy for both runs: a second one would reuse the first's collective instance keys.
-        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-        for name, global_negatives in (("mirrored", True), ("mirrored_naive", False)):
-            save(os.path.join(output, f"{name}.npz"), strategy, global_negatives)
-    elif mode.startswith("sigmoid"):
-        replicas = int(mode[len("sigmoid"):])
+    if mode in ("local", "sigmoid4"):
+        replicas = 2 if mode == "local" else 4
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
-        strategy = tf.distribute.get_strategy()
-        if replicas > 1:
-            strategy = tf.distribute.MirroredStrategy([f"/cpu:{index}" for index in range(replicas)])
-        for name, global_negatives in SIGMOID_RUNS[replicas]:
-            loss = "sigmoid" if name == "naive_sigmoid" else name
-            save(os.path.join(output, f"{mode}_{name}.npz"), strategy, global_negatives, loss)
+        # One MirroredStrategy for every run: a second one would reuse the first's collective instance keys.
+        mirrored = tf.distribute.MirroredStrategy([f"/cpu:{index}" for index in range(replicas)])
+        if mode == "sigmoid4":
+            for loss in SIGMOID4_RUNS:
+                save(os.path.join(output, f"sigmoid4_{loss}.npz"), mirrored, True, loss)
+            return
+        for name, (loss, on_replicas, global_negatives) in LOCAL_RUNS.items():
+            # The default strategy is one device (/cpu:0) with the global batch.
+            strategy = mirrored if on_replicas else tf.distribute.get_strategy()
+            save(os.path.join(output, f"{name}.npz"), strategy, global_negatives, loss)
     elif mode == "worker":  # one worker of the cluster TF_CONFIG names
         save(output, tf.distribute.MultiWorkerMirroredStrategy())
     else:

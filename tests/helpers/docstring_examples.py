@@ -24,6 +24,7 @@ import tensorflow as tf
 
 import keras_clip
 from tests.helpers import caption_files, evaluation_data, images
+from tests.helpers.sentencepiece_models import write_siglip_like_model
 from tests.helpers.tiny_models import TINY_VIT, tiny_clip
 
 SUBPACKAGES = ("data", "evaluation", "training", "layers", "losses")
@@ -158,6 +159,12 @@ def write_example_files(folder):
     evaluation_data.write_image_folder(os.path.join(folder, "pets"))
     # tensorflow_datasets/: the "tiny_photos" TFDS dataset (3 classes; 5 test and 3 train images), prepared.
     evaluation_data.tiny_photos_builder(os.path.join(folder, "tensorflow_datasets"))
+    # siglip-base-patch16-224/: a SigLIP folder's tokenizer files (a SentencePiece model trained in the tests).
+    siglip = os.path.join(folder, "siglip-base-patch16-224")
+    os.makedirs(siglip)
+    write_siglip_like_model(os.path.join(siglip, "spiece.model"))
+    with open(os.path.join(siglip, "config.json"), "w", encoding="utf-8") as handle:
+        json.dump({"model_type": "siglip", "text_config": {"max_position_embeddings": 64}}, handle)
 
 
 def tiny_release(name="ViT-B/32"):

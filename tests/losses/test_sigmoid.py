@@ -6,7 +6,6 @@ the per-replica-only loss does not.
 """
 
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -14,13 +13,10 @@ import tensorflow as tf
 
 import keras_clip
 from keras_clip.losses import sigmoid_loss
-from tests.helpers.background import Job
-from tests.helpers.distributed_training import ROOT, SIGMOID_RUNS, results
+from tests.helpers.distributed_training import LOCAL_JOB, SIGMOID4_JOB, local_results, results
 from tests.helpers.tiny_models import TINY_SIGLIP
 
 TOLERANCE = 1e-5
-RUNS = {replicas: Job([sys.executable, "-m", "tests.helpers.distributed_training", f"sigmoid{replicas}", "{folder}"],
-                      cwd=ROOT) for replicas in SIGMOID_RUNS}  # fmt: skip
 
 
 def paper_loss(images, texts, scale, bias):
@@ -61,34 +57,42 @@ def test_compile_chooses_the_loss_by_name():
         clip.compile("adam", loss="sigmoid")
 
 
-def run(replicas):
-    """{run name: (losses, replicas, weights)} of the subprocess training on `replicas` logical CPUs."""
-    process = RUNS[replicas].result()
-    assert process.returncode == 0, process.stderr[-3000:]
-    return {name: results(os.path.join(RUNS[replicas].folder, f"sigmoid{replicas}_{name}.npz"))
-            for name, _ in SIGMOID_RUNS[replicas]}  # fmt: skip
+def max_weight_difference(first, second):
+    return max(float(np.abs(a - b).max()) for a, b in zip(first, second))
+
+
+@pytest.mark.background(LOCAL_JOB)
+@pytest.mark.parametrize("form", ["sigmoid", "chunked_sigmoid"])
+def test_two_replicas_match_one_device(form):
+    runs = local_results(LOCAL_JOB)
+    single_losses, _, single_weights = runs["sigmoid_single"]
+    losses, replicas, weights = runs[f"{form}_mirrored"]
+    assert replicas == 2 and len(losses) == 3
+    np.testing.assert_allclose(losses, single_losses, atol=TOLERANCE, rtol=0)
+    assert max_weight_difference(weights, single_weights) <= TOLERANCE
 
 
 # 4 replicas x 4 is a full_size check (its subprocess adds a minute of CPU to the default run).
-@pytest.mark.parametrize("replicas", [
-    pytest.param(2, marks=pytest.mark.background(RUNS[1], RUNS[2])),
-    pytest.param(4, marks=[pytest.mark.background(RUNS[1], RUNS[4]), pytest.mark.full_size]),
-])  # fmt: skip
+@pytest.mark.full_size
+@pytest.mark.background(LOCAL_JOB, SIGMOID4_JOB)
 @pytest.mark.parametrize("form", ["sigmoid", "chunked_sigmoid"])
-def test_replicas_match_one_device(replicas, form):
-    single_losses, _, single_weights = run(1)["sigmoid"]
-    losses, seen_replicas, weights = run(replicas)[form]
-    assert seen_replicas == replicas and len(losses) == 3
+def test_four_replicas_match_one_device(form):
+    single_losses, _, single_weights = local_results(LOCAL_JOB)["sigmoid_single"]
+    process = SIGMOID4_JOB.result()
+    assert process.returncode == 0, process.stderr[-3000:]
+    losses, replicas, weights = results(os.path.join(SIGMOID4_JOB.folder, f"sigmoid4_{form}.npz"))
+    assert replicas == 4 and len(losses) == 3
     np.testing.assert_allclose(losses, single_losses, atol=TOLERANCE, rtol=0)
-    assert max(float(np.abs(a - b).max()) for a, b in zip(weights, single_weights)) <= TOLERANCE
+    assert max_weight_difference(weights, single_weights) <= TOLERANCE
 
 
-@pytest.mark.background(RUNS[1], RUNS[2])
+@pytest.mark.background(LOCAL_JOB)
 def test_chunked_matches_gathered_on_one_device_and_per_replica_loss_differs():
-    single_losses, _, single_weights = run(1)["sigmoid"]
-    chunked_losses, _, chunked_weights = run(1)["chunked_sigmoid"]
+    runs = local_results(LOCAL_JOB)
+    single_losses, _, single_weights = runs["sigmoid_single"]
+    chunked_losses, _, chunked_weights = runs["chunked_sigmoid_single"]
     np.testing.assert_allclose(chunked_losses, single_losses, atol=TOLERANCE, rtol=0)
-    assert max(float(np.abs(a - b).max()) for a, b in zip(chunked_weights, single_weights)) <= TOLERANCE
-    naive_losses, _, naive_weights = run(2)["naive_sigmoid"]
-    assert max(float(np.abs(a - b).max()) for a, b in zip(naive_weights, single_weights)) > 100 * TOLERANCE
+    assert max_weight_difference(chunked_weights, single_weights) <= TOLERANCE
+    naive_losses, _, naive_weights = runs["sigmoid_mirrored_naive"]
+    assert max_weight_difference(naive_weights, single_weights) > 100 * TOLERANCE
     assert np.abs(naive_losses - single_losses).max() > 100 * TOLERANCE

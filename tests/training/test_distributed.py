@@ -1,18 +1,15 @@
 """CLIP's loss under tf.distribute equals the single-device global-batch loss, and the naive one does not."""
 
 import os
-import sys
 
 import numpy as np
 import pytest
 
-from tests.helpers.background import Job
-from tests.helpers.distributed_training import LOCAL_RUNS, ROOT, WORKERS, results
+from tests.helpers.distributed_training import CLUSTER_JOB as CLUSTER
+from tests.helpers.distributed_training import LOCAL_JOB as LOCAL
+from tests.helpers.distributed_training import WORKERS, local_results, results
 
 TOLERANCE = 1e-5
-# Subprocesses (see tests/helpers/distributed_training.py), run in the background from the start of the run.
-LOCAL = Job([sys.executable, "-m", "tests.helpers.distributed_training", "local", "{folder}"], cwd=ROOT)
-CLUSTER = Job([sys.executable, "-m", "tests.helpers.distributed_training", "cluster", "{folder}"], cwd=ROOT)
 
 
 def max_weight_difference(first, second):
@@ -21,10 +18,8 @@ def max_weight_difference(first, second):
 
 @pytest.fixture(scope="module")
 def local_runs():
-    """{"single", "mirrored", "mirrored_naive": (losses, replicas, weights)}, trained in one subprocess."""
-    process = LOCAL.result()
-    assert process.returncode == 0, process.stderr[-3000:]
-    return {name: results(os.path.join(LOCAL.folder, f"{name}.npz")) for name in LOCAL_RUNS}
+    """{run name: (losses, replicas, weights)} (tests/helpers/distributed_training.py), trained in one subprocess."""
+    return local_results(LOCAL)
 
 
 @pytest.fixture(scope="module")
