@@ -256,7 +256,14 @@ def _load_hub_repository(repo_id, root, verbose, dtype):
 
 def load_with_preprocessing(name_or_path, cache_dir=None, verbose=True, dtype=None, pretrained=None,
                             architecture=None):  # fmt: skip
-    """(`keras_clip.CLIP`, its `Preprocessing`) from a released model's name or a checkpoint (see `load`)."""
+    """(`keras_clip.CLIP`, its `Preprocessing`) from a released model's name or a checkpoint (see `load`);
+    the model's `preprocessing` is set to it."""
+    model, preprocessing = _model_and_preprocessing(name_or_path, cache_dir, verbose, dtype, pretrained, architecture)
+    model.preprocessing = preprocessing
+    return model, preprocessing
+
+
+def _model_and_preprocessing(name_or_path, cache_dir, verbose, dtype, pretrained, architecture):
     dtype = model_dtype(dtype)
     root = download.cache_root(cache_dir)
     name_or_path = os.fspath(name_or_path)

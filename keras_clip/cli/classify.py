@@ -32,12 +32,14 @@ def format_table(path, predictions):
     return "\n".join(lines)
 
 
-def _preprocess_file(path, image_resolution):
+def _preprocess_file(path, preprocessing):
     import tensorflow as tf
 
     from keras_clip.image.preprocessing import preprocess_image
 
-    return preprocess_image(tf.io.read_file(path), image_resolution, path=path).numpy()
+    import dataclasses
+
+    return preprocess_image(tf.io.read_file(path), **dataclasses.asdict(preprocessing), path=path).numpy()
 
 
 def run(args):
@@ -59,7 +61,7 @@ def run(args):
 
     for path in args.images:
         try:
-            batch.append(_preprocess_file(path, classifier.image_resolution))
+            batch.append(_preprocess_file(path, classifier.clip_model.preprocessing))
             paths.append(path)
         except (tf.errors.OpError, OSError) as error:
             failures += 1

@@ -10,7 +10,7 @@ Examples:
 import time
 
 from keras_clip.cli import arguments
-from keras_clip.cli.loading import is_saved_classifier, load_classifier, load_clip
+from keras_clip.cli.loading import is_saved_classifier, load_classifier, load_clip, model_tokenizer
 
 
 def add_arguments(parser):
@@ -33,7 +33,9 @@ def run(args):
         exported = load_clip(args)
         kind = "CLIP model"
     start = time.perf_counter()
-    export_dir = export.export_saved_model(exported, args.export_dir, top_k=args.top_k)
+    model = exported if kind == "CLIP model" else exported.clip_model
+    tokenizer = model_tokenizer(args, model) if model.logit_bias is not None else None
+    export_dir = export.export_saved_model(exported, args.export_dir, top_k=args.top_k, tokenizer=tokenizer)
     print(f"Exported the {kind} to {export_dir} in {time.perf_counter() - start:.1f} s")
     print(f"Signatures: saved_model_cli show --dir {export_dir} --all")
     return 0

@@ -20,6 +20,15 @@ def load_clip(args):
     return load_model(args.model, cache_dir=args.cache_dir, dtype=args.dtype, verbose=progress_bars())
 
 
+def model_tokenizer(args, model):
+    """The tokenizer of a SigLIP `--model` (from its files), or None for a CLIP (CLIP's tokenizer)."""
+    if model.logit_bias is None:
+        return None
+    from keras_clip.checkpoints.tokenizers import get_tokenizer
+
+    return get_tokenizer(args.model, context_length=model.context_length, verbose=progress_bars())
+
+
 def is_saved_classifier(path):
     """True for a `.keras` file holding a ZeroShotClassifier."""
     if not (os.path.isfile(path) and zipfile.is_zipfile(path)):
@@ -56,4 +65,6 @@ def load_classifier(args, classnames=None):
     templates = parse_templates(args.templates)
     from keras_clip.models.zero_shot import ZeroShotClassifier
 
-    return ZeroShotClassifier(load_clip(args), classnames, templates=templates, verbose=progress_bars())
+    model = load_clip(args)
+    return ZeroShotClassifier(model, classnames, templates=templates, verbose=progress_bars(),
+                              tokenizer=model_tokenizer(args, model))  # fmt: skip

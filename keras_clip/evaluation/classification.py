@@ -28,7 +28,7 @@ def evaluate_labelled_images(classifier, source, batch_size=64, skip_errors=Fals
     num_classes = len(classifier.classnames)
     stream = ImageStream(
         source.dataset,
-        classifier.image_resolution,
+        classifier.clip_model.preprocessing,
         batch_size=batch_size,
         skip_errors=skip_errors,
         read=source.read,

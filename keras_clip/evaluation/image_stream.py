@@ -8,6 +8,8 @@ and named when the caller asks for skipping. A last marker element (never decode
 total count, so failures at the very end are seen too.
 """
 
+import dataclasses
+
 import tensorflow as tf
 from tqdm.auto import tqdm
 
@@ -23,13 +25,15 @@ def _is_batched(image_spec):
     return image_spec.shape.rank == 4
 
 
-def _preprocess_one(image, image_resolution, preprocessed, path=None):
+def _preprocess_one(image, preprocessing, preprocessed, path=None):
     """One element's image (encoded bytes, or pixels [H, W, C]) -> float32 [R, R, 3]."""
     if preprocessed and image.dtype != tf.string:
         images = tf.cast(image, tf.float32)
     else:
-        images = preprocess_image(image, image_resolution, path=path if image.dtype == tf.string else None)
-    return tf.ensure_shape(images, [image_resolution, image_resolution, 3])
+        images = preprocess_image(image, **dataclasses.asdict(preprocessing),
+                                  path=path if image.dtype == tf.string else None)  # fmt: skip
+    side = preprocessing.image_resolution
+    return tf.ensure_shape(images, [side, side, 3])
 
 
 class ImageStream:
@@ -40,7 +44,8 @@ class ImageStream:
             bytes (`tf.string`), pixels [H, W, C] (uint8 0..255 or float in [0, 255]), or, with
             `preprocessed=True`, model inputs [R, R, 3]. Extras (labels, captions, ...) are
             passed through (components of varying shape come out as `tf.RaggedTensor`).
-        image_resolution: the model's image resolution.
+        preprocessing: the model's `Preprocessing` (`model.preprocessing`; its image resolution, mean/std,
+            interpolation and resize mode).
         batch_size: images per batch.
         skip_errors: skip images that fail and count them (`skipped`), instead of raising.
         read: optional function applied to the image component first (e.g. `tf.io.read_file` for paths).
@@ -56,7 +61,7 @@ class ImageStream:
         CorruptImageError: an element failed to read or decode and `skip_errors` is False.
     """
 
-    def __init__(self, dataset, image_resolution, batch_size=64, skip_errors=False, read=None, path_of=None,
+    def __init__(self, dataset, preprocessing, batch_size=64, skip_errors=False, read=None, path_of=None,
                  preprocessed=False, total=None, description="Images", verbose=True):  # fmt: skip
         if not isinstance(dataset, tf.data.Dataset):
             raise TypeError(f"Expected a tf.data.Dataset, got {type(dataset).__name__}")
@@ -65,7 +70,8 @@ class ImageStream:
         if _is_batched(dataset.element_spec[0]):
             dataset = dataset.unbatch()
         self.source = dataset
-        self.image_resolution = int(image_resolution)
+        self.preprocessing = preprocessing
+        self.image_resolution = preprocessing.image_resolution
         self.batch_size = int(batch_size)
         self.skip_errors = bool(skip_errors)
         self.read = read
@@ -84,7 +90,7 @@ class ImageStream:
     def _prepare(self, image, path=None):
         if self.read is not None:
             image = self.read(image)
-        return _preprocess_one(image, self.image_resolution, self.preprocessed, path)
+        return _preprocess_one(image, self.preprocessing, self.preprocessed, path)
 
     def _pipeline(self):
         resolution = self.image_resolution

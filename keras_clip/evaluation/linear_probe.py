@@ -218,7 +218,7 @@ def extract_image_features(model, dataset, batch_size=64, skip_errors=False, ver
         `(features float32 [N, embed_dim], labels int64 [N])` of the images that could be decoded.
     """
     source = labelled_dataset(dataset, [])
-    stream = ImageStream(source.dataset, model.image_resolution, batch_size=batch_size, skip_errors=skip_errors,
+    stream = ImageStream(source.dataset, model.preprocessing, batch_size=batch_size, skip_errors=skip_errors,
                          description="Image features", verbose=verbose)  # fmt: skip
     features, labels = [], []
     for images, (batch_labels,), _ in stream:

@@ -127,7 +127,7 @@ def evaluate_retrieval(model, dataset, ks=DEFAULT_KS, batch_size=64, skip_errors
         if "image" not in spec or key not in spec:
             raise ValueError(f"Dataset dict elements need 'image' and 'caption' keys, got {sorted(spec)}")
         dataset = dataset.map(lambda element: (element["image"], element[key]))
-    stream = ImageStream(dataset, model.image_resolution, batch_size=batch_size, skip_errors=skip_errors,
+    stream = ImageStream(dataset, model.preprocessing, batch_size=batch_size, skip_errors=skip_errors,
                          description="Retrieval images", verbose=verbose)  # fmt: skip
     image_features, captions, caption_images = [], [], []
     num_images = 0

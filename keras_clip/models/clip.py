@@ -1,10 +1,13 @@
 """The CLIP model: an image tower, a text tower and a learnable temperature."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_clip.image.settings import Preprocessing
 from keras_clip.layers.modified_resnet import ModifiedResNet
 from keras_clip.layers.shapes import check_image_shape, check_token_shape
 from keras_clip.layers.text_transformer import TextTransformer
@@ -75,6 +78,9 @@ class CLIP(ContrastiveSteps, keras.Model):
         init_logit_scale: initial log inverse temperature (OpenAI's: ln(1 / 0.07); SigLIP's: ln 10).
         init_logit_bias: None (CLIP: no bias), or the initial value of a learnable `logit_bias` added to
             every logit (SigLIP's: -10).
+        preprocessing: the image preprocessing the weights expect, a `keras_clip.image.settings.Preprocessing`
+            or its dict (None: OpenAI's at `image_resolution`). `keras_clip.load` sets the checkpoint's;
+            embedding, evaluation, the command line and exports use it.
 
     Inputs of `call`: `{"images": float32 [N, R, R, 3], "tokens": int32 [M, context_length]}`;
     outputs `(logits_per_image [N, M], logits_per_text [M, N])`: `exp(logit_scale) * cosine (+ logit_bias)`.
@@ -115,6 +121,7 @@ class CLIP(ContrastiveSteps, keras.Model):
         image_pooling="class_token",
         init_logit_scale=OPENAI_INIT_LOGIT_SCALE,
         init_logit_bias=None,
+        preprocessing=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -140,6 +147,7 @@ class CLIP(ContrastiveSteps, keras.Model):
         self.image_pooling = image_pooling
         self.init_logit_scale = float(init_logit_scale)
         self.init_logit_bias = None if init_logit_bias is None else float(init_logit_bias)
+        self.preprocessing = preprocessing
         policy = self.dtype_policy
         if self.is_resnet:
             self.visual = ModifiedResNet(
@@ -202,6 +210,22 @@ class CLIP(ContrastiveSteps, keras.Model):
     #: Compile the eager inference graphs with XLA: set True on an instance for long embedding runs
     #: of one batch size (see benchmarks/inference.py); set before the first encode call.
     jit_compile_inference = JIT_COMPILE_INFERENCE
+
+    @property
+    def preprocessing(self):
+        """The `Preprocessing` (resolution, mean/std, interpolation, resize mode) the weights expect."""
+        return self._preprocessing
+
+    @preprocessing.setter
+    def preprocessing(self, settings):
+        if settings is None:
+            settings = Preprocessing(self.image_resolution)
+        elif isinstance(settings, dict):
+            settings = Preprocessing(**settings)
+        if settings.image_resolution != self.image_resolution:
+            raise ValueError(f"Preprocessing for {settings.image_resolution}-pixel images does not fit a model of "
+                             f"{self.image_resolution}-pixel images")  # fmt: skip
+        self.__dict__["_preprocessing"] = settings  # a plain record: not tracked by Keras
 
     @property
     def is_resnet(self):
@@ -297,7 +321,8 @@ class CLIP(ContrastiveSteps, keras.Model):
         return config
 
     def get_config(self):
-        return dict(self.architecture(), name=self.name, dtype=keras.dtype_policies.serialize(self.dtype_policy))
+        return dict(self.architecture(), name=self.name, dtype=keras.dtype_policies.serialize(self.dtype_policy),
+                    preprocessing=dataclasses.asdict(self.preprocessing))  # fmt: skip
 
 
 def create_model(name, **overrides):

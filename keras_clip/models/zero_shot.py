@@ -30,7 +30,7 @@ def prompt_texts(classnames, templates):
     return [template.format(classname) for classname in classnames for template in templates]
 
 
-def ensemble_class_embeddings(clip_model, classnames, templates, batch_size=256, verbose=True):
+def ensemble_class_embeddings(clip_model, classnames, templates, batch_size=256, verbose=True, tokenizer=None):
     """Class embeddings by prompt ensembling, as in OpenAI's "Prompt Engineering for ImageNet".
 
     Each class's prompts are embedded with `clip_model.encode_text`, L2-normalised, averaged, and
@@ -42,6 +42,7 @@ def ensemble_class_embeddings(clip_model, classnames, templates, batch_size=256,
         templates: list of format strings with one `{}`.
         batch_size: prompts encoded per call of the text tower.
         verbose: show a progress bar (tqdm) over the prompts.
+        tokenizer: strings -> token ids for `clip_model` (None: CLIP's `tokenize`).
 
     Returns:
         float32 numpy array [len(classnames), embed_dim], rows of unit length.
@@ -51,7 +52,11 @@ def ensemble_class_embeddings(clip_model, classnames, templates, batch_size=256,
     sums = np.zeros((len(classnames), clip_model.embed_dim), np.float64)
     with tqdm(total=len(texts), desc="Class embeddings", unit="prompt", disable=not verbose) as progress:
         for start in range(0, len(texts), batch_size):
-            tokens = tokenize(texts[start:start + batch_size], context_length=clip_model.context_length)
+            batch = texts[start:start + batch_size]
+            if tokenizer is None:
+                tokens = tokenize(batch, context_length=clip_model.context_length)
+            else:
+                tokens = np.asarray(tokenizer(batch))
             features = np.asarray(l2_normalize(np.asarray(clip_model.encode_text(tokens), np.float64)))
             np.add.at(sums, owner[start:start + batch_size], features)
             progress.update(len(tokens))
@@ -66,8 +71,13 @@ class ZeroShotClassifier(keras.Model):
     every template is filled with every class name, the prompts are embedded with the text tower
     and L2-normalised, and each class's embeddings are averaged and normalised again. They are held
     as a non-trainable weight, so a saved `.keras` classifier restores them without re-embedding.
-    Calling the classifier on preprocessed images returns class probabilities: the softmax of
-    `exp(logit_scale)` times the cosine similarity of each image with each class.
+    Calling the classifier on preprocessed images returns class probabilities. For a CLIP, the softmax of
+    `exp(logit_scale)` times the cosine similarity of each image with each class: one distribution over
+    the classes, for single-label classification. For a SigLIP (a model with a `logit_bias`),
+    `sigmoid(exp(logit_scale) * cosine + logit_bias)` per class, as SigLIP was trained: each an
+    independent "does this image show the class" probability, not summing to 1; use them for multi-label
+    tagging and thresholds. Both rank the classes the same way, so `predict_labels` and top-k accuracy
+    are the same either way.
 
     Args:
         clip_model: a `keras_clip.CLIP`.
@@ -76,6 +86,8 @@ class ZeroShotClassifier(keras.Model):
             such string, or a name: "imagenet" (OpenAI's 80, the default) or "simple" (OpenAI's 7).
         batch_size: prompts embedded per call of the text tower while building the class embeddings.
         verbose: show a progress bar while building the class embeddings.
+        tokenizer: the model's tokenizer (`keras_clip.get_tokenizer(name)`); needed for a SigLIP, whose
+            text tower reads SentencePiece ids. None: CLIP's `tokenize`. Not saved: the class embeddings are.
 
     Inputs: preprocessed images, float32 [N, R, R, 3] (`keras_clip.ImagePreprocessor(R)` output,
     R = `image_resolution`). Outputs: float32 probabilities [N, len(classnames)].
@@ -88,7 +100,8 @@ class ZeroShotClassifier(keras.Model):
     >>> classifier.save("cat_dog_car.keras")
     """
 
-    def __init__(self, clip_model, classnames, templates=IMAGENET_TEMPLATES, batch_size=256, verbose=True, **kwargs):
+    def __init__(self, clip_model, classnames, templates=IMAGENET_TEMPLATES, batch_size=256, verbose=True,
+                 tokenizer=None, **kwargs):  # fmt: skip
         super().__init__(**kwargs)
         classnames = [classnames] if isinstance(classnames, str) else list(classnames)
         if not classnames:
@@ -98,6 +111,9 @@ class ZeroShotClassifier(keras.Model):
         for attribute in ("encode_image", "encode_text", "logit_scale", "embed_dim", "image_resolution"):
             if not hasattr(clip_model, attribute):
                 raise TypeError(f"clip_model must be a keras_clip.CLIP, got {type(clip_model).__name__}")
+        if getattr(clip_model, "logit_bias", None) is not None and tokenizer is None and not _RESTORING.get():
+            raise ValueError("A SigLIP model's class names need its tokenizer: "
+                             "ZeroShotClassifier(model, classnames, tokenizer=keras_clip.get_tokenizer(name))")
         self.clip_model = clip_model
         # Tuples: Keras would wrap lists in tracked containers. `classnames` / `templates` give lists.
         self._classnames = tuple(classnames)
@@ -113,7 +129,8 @@ class ZeroShotClassifier(keras.Model):
         )
         if not _RESTORING.get():
             self.class_embeddings.assign(
-                ensemble_class_embeddings(clip_model, self.classnames, self.templates, self.batch_size, self.verbose)
+                ensemble_class_embeddings(clip_model, self.classnames, self.templates, self.batch_size, self.verbose,
+                                          tokenizer)  # fmt: skip
             )
         self.built = True
 
@@ -139,6 +156,8 @@ class ZeroShotClassifier(keras.Model):
         image_features = self.clip_model.encode_image(images, normalize=True, training=training)
         scale = ops.exp(ops.cast(self.clip_model.logit_scale, "float32"))
         logits = scale * ops.matmul(image_features, ops.transpose(ops.cast(self.class_embeddings, "float32")))
+        if self.clip_model.logit_bias is not None:
+            return ops.sigmoid(logits + ops.cast(self.clip_model.logit_bias, "float32"))
         return ops.softmax(logits, axis=-1)
 
     def compute_output_shape(self, input_shape):

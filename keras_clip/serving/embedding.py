@@ -1,5 +1,6 @@
 """Embedding many images or texts: pipelines that keep the model busy, with a progress bar."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -45,11 +46,11 @@ def encoded_image_embedder(model):
     """
     embedder = model.__dict__.get("_encoded_image_embedder")
     if embedder is None:
-        image_resolution, threads = model.image_resolution, _preprocessing_threads()
+        settings, threads = dataclasses.asdict(model.preprocessing), _preprocessing_threads()
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
         def embedder(encoded):
-            images = preprocess_image(encoded, image_resolution, parallel_iterations=threads)
+            images = preprocess_image(encoded, **settings, parallel_iterations=threads)
             return tf.cast(model.visual(images, training=False), tf.float32)
 
         model.__dict__["_encoded_image_embedder"] = embedder  # not tracked by Keras
@@ -76,8 +77,8 @@ def _embed_encoded_batch(embedder, indices, paths, encoded, skip_errors):
 
 def _embed_pixel_dataset(model, dataset, batch_size, bar):
     """Pixel arrays [H, W, C] of any sizes: preprocessed in parallel tf.data threads."""
-    image_resolution, threads = model.image_resolution, _preprocessing_threads()
-    dataset = dataset.map(lambda image: preprocess_image(image, image_resolution), num_parallel_calls=threads)
+    settings, threads = dataclasses.asdict(model.preprocessing), _preprocessing_threads()
+    dataset = dataset.map(lambda image: preprocess_image(image, **settings), num_parallel_calls=threads)
     features = []
     for batch in _without_autotuning(dataset.batch(batch_size).prefetch(2)):
         features.append(np.asarray(model.encode_image(batch)))
@@ -113,9 +114,9 @@ def embed_images(model, images, batch_size=32, normalize=True, output=None, skip
                  return_paths=False):  # fmt: skip
     """Image embeddings of files, a folder or a tf.data.Dataset, as a numpy array.
 
-    tf.data reads the files ahead of the model; each batch is then decoded and preprocessed
-    (OpenAI's pipeline, `keras_clip.preprocess_image`, one image per core at a time) and embedded
-    in one compiled graph. On 2 cores this runs at about 0.9 of the model's own throughput on
+    tf.data reads the files ahead of the model; each batch is then decoded and preprocessed (the
+    model's own `model.preprocessing`, by `keras_clip.preprocess_image`, one image per core at a time)
+    and embedded in one compiled graph. On 2 cores this runs at about 0.9 of the model's own throughput on
     preprocessed arrays (`benchmarks/embedding.py`).
 
     Args:
@@ -166,7 +167,7 @@ def embed_images(model, images, batch_size=32, normalize=True, output=None, skip
     return (result, kept_paths) if return_paths else result
 
 
-def embed_texts(model, texts, batch_size=256, normalize=True, output=None, verbose=True):
+def embed_texts(model, texts, batch_size=256, normalize=True, output=None, verbose=True, tokenizer=None):
     """Text embeddings of a list of strings or a tf.data.Dataset of scalar strings, as a numpy array.
 
     Args:
@@ -176,6 +177,7 @@ def embed_texts(model, texts, batch_size=256, normalize=True, output=None, verbo
         normalize: L2-normalise the embeddings.
         output: optional `.npy` path to write them to (atomically).
         verbose: show a progress bar.
+        tokenizer: the model's tokenizer (`keras_clip.get_tokenizer(name)`; needed for a SigLIP). None: CLIP's.
 
     Returns:
         float32 numpy array [N, embed_dim].
@@ -189,7 +191,11 @@ def embed_texts(model, texts, batch_size=256, normalize=True, output=None, verbo
         texts = list(texts)
         total = len(texts)
         texts = tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string) if texts else tf.zeros([0], tf.string))
-    tokenizer = Tokenizer(context_length=model.context_length, truncate=True)
+    if tokenizer is None:
+        if model.logit_bias is not None:
+            raise ValueError("A SigLIP model's texts need its tokenizer: embed_texts(model, texts, "
+                             "tokenizer=keras_clip.get_tokenizer(name))")
+        tokenizer = Tokenizer(context_length=model.context_length, truncate=True)
     dataset = texts.batch(batch_size).map(tokenizer, num_parallel_calls=_preprocessing_threads()).prefetch(2)
     features = []
     with tqdm(total=total, unit="text", desc="Embedding texts", disable=not verbose) as bar:

@@ -1,12 +1,14 @@
 """SavedModel export with serving signatures that stock TensorFlow Serving runs from raw text and image bytes.
 
 The exported graph holds the tokenizer (core TensorFlow ops plus TF Text's `NormalizeUTF8`, which
-`tensorflow_model_server` links in), the image decoding and preprocessing (core ops; images decoded and
-resized one at a time), the towers and, for a zero-shot classifier, its class names as a constant.
+`tensorflow_model_server` links in; for SigLIP, TF Text's SentencePiece and regex-split ops), the model's
+own image decoding and preprocessing (`model.preprocessing`; core ops; images decoded and resized one at
+a time), the towers and, for a zero-shot classifier, its class names as a constant.
 Nothing from keras or keras_clip is needed to run it: `tensorflow_model_server --model_base_path=...`,
 or `tf.saved_model.load` once TF Text's ops are registered (`import tensorflow_text`).
 """
 
+import dataclasses
 import os
 
 import keras
@@ -25,14 +27,14 @@ IMAGES_DECODED_AT_ONCE = 1
 
 def _clip_endpoints(model, tokenizer):
     """{signature name: (function, input signature)} of a CLIP model, `encode_image` first."""
-    resolution = model.image_resolution
+    resolution, preprocessing = model.image_resolution, model.preprocessing
     text = tf.TensorSpec([None], tf.string, name="text")
     image_bytes = tf.TensorSpec([None], tf.string, name="image_bytes")
     tokens = tf.TensorSpec([None, model.context_length], tf.int32, name="tokens")
     pixels = tf.TensorSpec([None, resolution, resolution, 3], tf.float32, name="pixels")
 
     def image_features(image_bytes, normalize=False):
-        return model.encode_image(_preprocess(image_bytes, resolution), normalize=normalize)
+        return model.encode_image(_preprocess(image_bytes, preprocessing), normalize=normalize)
 
     def text_features(text, normalize=False):
         return model.encode_text(tokenizer(text), normalize=normalize)
@@ -64,12 +66,12 @@ def _clip_endpoints(model, tokenizer):
 
 def _classify_endpoint(classifier, top_k):
     """(function, input signature) of `classify`; the class names are a constant of its graph."""
-    resolution = classifier.clip_model.image_resolution
+    preprocessing = classifier.clip_model.preprocessing
     class_names = tf.constant([str(name) for name in classifier.classnames], tf.string)
     k = min(top_k, len(classifier.classnames))
 
     def classify(image_bytes):
-        probabilities = tf.cast(classifier(_preprocess(image_bytes, resolution)), tf.float32)
+        probabilities = tf.cast(classifier(_preprocess(image_bytes, preprocessing)), tf.float32)
         top_probabilities, top_indices = tf.math.top_k(probabilities, k=k)
         return {
             "probabilities": probabilities,
@@ -80,11 +82,13 @@ def _classify_endpoint(classifier, top_k):
     return classify, [tf.TensorSpec([None], tf.string, name="image_bytes")]
 
 
-def _preprocess(image_bytes, image_resolution):
-    return preprocess_image(image_bytes, image_resolution, parallel_iterations=IMAGES_DECODED_AT_ONCE)
+def _preprocess(image_bytes, preprocessing):
+    """The model's own preprocessing (`model.preprocessing`: resolution, mean/std, interpolation, resize mode)."""
+    settings = dataclasses.asdict(preprocessing)
+    return preprocess_image(image_bytes, **settings, parallel_iterations=IMAGES_DECODED_AT_ONCE)
 
 
-def _export_archive(obj, top_k):
+def _export_archive(obj, top_k, tokenizer=None):
     """A Keras ExportArchive with every signature; its first endpoint is also `serving_default`.
 
     Keras' archive saves the tf.Variables the signatures read (not the Keras variable wrappers, which
@@ -92,7 +96,8 @@ def _export_archive(obj, top_k):
     loaders (TensorFlow Serving, `saved_model_cli run`) restore every variable the graph reads.
     """
     model = obj if isinstance(obj, CLIP) else obj.clip_model
-    tokenizer = Tokenizer(context_length=model.context_length, truncate=True)
+    if tokenizer is None:
+        tokenizer = Tokenizer(context_length=model.context_length, truncate=True)
     endpoints = {}
     if obj is not model:
         endpoints["classify"] = _classify_endpoint(obj, top_k)
@@ -106,7 +111,7 @@ def _export_archive(obj, top_k):
     return archive
 
 
-def export_saved_model(obj, export_dir, top_k=5):
+def export_saved_model(obj, export_dir, top_k=5, tokenizer=None):
     """Writes a SavedModel that TensorFlow Serving serves from raw captions and raw JPEG/PNG/... bytes.
 
     Signatures (input names -> output names; D = embed_dim, R = image_resolution, C = classes):
@@ -114,7 +119,8 @@ def export_saved_model(obj, export_dir, top_k=5):
     - `encode_text`: `text` string [N] -> `embeddings` float32 [N, D], L2-normalised (long texts truncated)
     - `encode_tokens`: `tokens` int32 [N, 77] -> `embeddings`
     - `encode_pixels`: `pixels` float32 [N, R, R, 3] (already preprocessed) -> `embeddings`
-    - `similarity`: `image_bytes` [N], `text` [M] -> `logits_per_image` float32 [N, M]
+    - `similarity`: `image_bytes` [N], `text` [M] -> `logits_per_image` float32 [N, M] (with a SigLIP's
+      bias: `sigmoid(logits_per_image)` is the probability that image and text match)
     - for a `ZeroShotClassifier`, also `classify`: `image_bytes` [N] -> `probabilities` [N, C],
       `top_labels` string [N, k], `top_probabilities` [N, k], with k = min(top_k, C)
     `serving_default` is `classify` for a classifier and `encode_image` for a CLIP model.
@@ -126,6 +132,8 @@ def export_saved_model(obj, export_dir, top_k=5):
         obj: a `keras_clip.CLIP` or a `keras_clip.ZeroShotClassifier`.
         export_dir: the SavedModel directory to create (it must not exist, or be empty).
         top_k: labels returned per image by `classify`.
+        tokenizer: the text signatures' tokenizer (`keras_clip.get_tokenizer(name)`); needed for a SigLIP.
+            None: CLIP's, at the model's context length.
 
     Returns:
         `export_dir`.
@@ -143,8 +151,12 @@ def export_saved_model(obj, export_dir, top_k=5):
         raise TypeError(f"export_saved_model takes a keras_clip.CLIP or ZeroShotClassifier, got {type(obj).__name__}")
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+    model = obj if isinstance(obj, CLIP) else obj.clip_model
+    if model.logit_bias is not None and tokenizer is None:
+        raise ValueError("A SigLIP model's text signatures need its tokenizer: "
+                         "export_saved_model(model, export_dir, tokenizer=keras_clip.get_tokenizer(name))")
 
     export_dir = os.path.abspath(os.fspath(export_dir))
     with atomic_directory(export_dir) as temporary:
-        _export_archive(obj, top_k).write_out(temporary, verbose=False)
+        _export_archive(obj, top_k, tokenizer).write_out(temporary, verbose=False)
     return export_dir

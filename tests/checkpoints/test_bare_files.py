@@ -15,6 +15,7 @@ import pytest
 
 import keras_clip
 from keras_clip.models import presets
+from keras_clip.image.settings import Preprocessing
 from tests.helpers import checkpoint_files
 from tests.helpers.model_inputs import random_images, random_tokens
 from tests.helpers.transformers_reference import (
@@ -74,7 +75,8 @@ def test_a_release_by_its_sha256_needs_no_config(bare_file, tmp_path, monkeypatc
                                                                                           "vision_heads": 2})[0]
                         .architecture())  # fmt: skip
     release = dataclasses.replace(presets.PRESETS["ViT-B/32"], name="Test/tiny-h14", architecture=architecture,
-                                  checkpoint=presets.CheckpointFile("model.safetensors", "https://example/m", sha256))
+                                  checkpoint=presets.CheckpointFile("model.safetensors", "https://example/m", sha256),
+                                  preprocessing=Preprocessing(architecture["image_resolution"]))  # fmt: skip
     monkeypatch.setattr(presets, "_PRESETS", presets._PRESETS + (release,))
     with warnings.catch_warnings():
         warnings.simplefilter("error")

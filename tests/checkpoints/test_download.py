@@ -13,6 +13,7 @@ import pytest
 from keras_clip.checkpoints import download
 from keras_clip.errors import ChecksumError, DownloadError
 from keras_clip.models import presets
+from keras_clip.image.settings import Preprocessing
 from tests.helpers import checkpoint_files
 from tests.helpers.openai_reference import clip_package_dir
 
@@ -78,7 +79,8 @@ def publish_preset(monkeypatch, file_name, sha256, architecture=checkpoint_files
     """A released model "Test/tiny" whose checkpoint is at OpenAI's URL layout."""
     url = f"{presets.OPENAI_BASE_URL}/{sha256}/{file_name}"
     preset = dataclasses.replace(presets.PRESETS["ViT-B/32"], name="Test/tiny", architecture=architecture,
-                                 checkpoint=presets.CheckpointFile(file_name, url, sha256))  # fmt: skip
+                                 checkpoint=presets.CheckpointFile(file_name, url, sha256),
+                                 preprocessing=Preprocessing(architecture["image_resolution"]))  # fmt: skip
     monkeypatch.setitem(presets.PRESETS, "Test/tiny", preset)
 
 

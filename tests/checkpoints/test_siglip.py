@@ -46,6 +46,7 @@ for label, folder in job["folders"].items():
     results[label + ".logits_per_image"] = model({{"images": images, "tokens": tokens}})[0].numpy()
     config = preprocess.get_config()
     preprocessing[label] = {{key: config[key] for key in ("mean", "std", "interpolation", "resize_mode")}}
+    preprocessing[label + ".model"] = {{key: getattr(model.preprocessing, key) for key in preprocessing[label]}}
 np.savez(job["outputs"], **results)
 json.dump(preprocessing, open(job["preprocessing"], "w"))
 """
@@ -79,6 +80,7 @@ def test_siglip_folder_matches_transformers(loaded, name):
         assert error <= RELATIVE_TOLERANCE, f"{name} {output}: relative max error {error:.2e}"
     assert preprocessing[name] == {"mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bicubic",
                                    "resize_mode": "squash"}  # fmt: skip
+    assert preprocessing[name + ".model"] == preprocessing[name]  # the model carries it (embedding, exports)
 
 
 def test_logit_bias_and_scale_are_the_checkpoints(loaded, tmp_path):

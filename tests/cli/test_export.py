@@ -19,7 +19,8 @@ from tests.helpers.tiny_models import tiny_clip
 def exported(monkeypatch):
     """Captures what the command would export instead of writing it."""
     calls = []
-    def export_saved_model(obj, path, top_k):
+    def export_saved_model(obj, path, top_k, tokenizer=None):
+        assert tokenizer is None  # CLIP models: CLIP's tokenizer
         calls.append((obj, path, top_k))
         return path
 

@@ -15,6 +15,35 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from tests.helpers.background import Job
 
+# Every op type an export may contain: core TensorFlow ops (a test checks `import tensorflow` alone
+# registers each) ...
+CORE_OPS = {
+    "Abs", "Add", "AddV2", "All", "Any", "ArgMax", "ArgMin", "AsString", "Assert", "AssignVariableOp", "AvgPool",
+    "BatchMatMulV2", "BiasAdd", "BitwiseAnd", "BitwiseOr", "BroadcastTo", "Cast", "Ceil", "ConcatV2", "Const",
+    "Conv2D", "Cumsum", "DecodeBmp", "DecodeGif", "DecodeJpeg", "DecodePng", "DecodeRaw", "DecodeWebP",
+    "DenseBincount", "DisableCopyOnRead", "DivNoNan", "EnsureShape", "Equal", "Exp", "ExpandDims", "Fill", "Floor",
+    "FloorDiv", "FloorMod",
+    "GatherNd", "GatherV2", "Greater", "GreaterEqual", "HashTableV2", "Identity", "If", "LeftShift", "Less",
+    "LessEqual", "LogicalAnd", "LogicalNot", "LogicalOr", "LookupTableExportV2", "LookupTableFindV2",
+    "LookupTableImportV2", "LookupTableInsertV2", "LookupTableSizeV2", "LowerBound", "MatMul", "Max", "Maximum",
+    "Mean", "MergeV2Checkpoints", "Minimum", "Mul", "MutableHashTableV2", "Neg", "NoOp", "NotEqual", "OnesLike",
+    "Pack", "Pad", "PartitionedCall", "Placeholder", "Pow", "Prod", "RaggedGather", "RaggedRange",
+    "RaggedTensorToTensor", "Range", "ReadVariableOp", "RealDiv", "Relu", "Reshape", "RestoreV2", "ReverseV2",
+    "RightShift", "Round", "Rsqrt", "SaveV2", "ScatterNd",
+    "Select", "SelectV2", "Shape", "ShardedFilename", "Sigmoid", "Size", "Softmax", "Split", "Sqrt", "Square",
+    "SquaredDifference", "Squeeze", "Tanh", "StatefulPartitionedCall", "StatelessIf", "StatelessWhile",
+    "StaticRegexFullMatch", "StaticRegexReplace", "StopGradient", "StridedSlice", "StringJoin", "StringLength",
+    "StringLower", "StringSplit", "StringSplitV2", "StringStrip", "StringToHashBucketFast", "Sub", "Substr", "Sum",
+    "TensorListConcatV2", "TensorListFromTensor", "TensorListGetItem", "TensorListReserve", "TensorListSetItem",
+    "TensorListStack", "TensorScatterUpdate", "Tile", "TopKV2", "Transpose", "UnicodeDecode", "UnicodeEncode",
+    "UnicodeTranscode", "Unique", "UnsortedSegmentJoin", "UnsortedSegmentMin", "UnsortedSegmentSum", "UpperBound",
+    "VarHandleOp", "VarIsInitializedOp", "Where", "While", "ZerosLike"
+}  # fmt: skip
+# ... and the TF Text ops that stock tensorflow_model_server links in (SUPPORTED_TENSORFLOW_OPS in its
+# model_servers/BUILD lists @org_tensorflow_text//tensorflow_text:ops_lib).
+TF_TEXT_OPS = {"NormalizeUTF8", "SentencepieceOp", "SentencepieceTokenizeOp", "RegexSplitWithOffsets"}
+
+
 _SERVE_SCRIPT = r"""
 import importlib.machinery, os, pickle, sys
 
@@ -25,9 +54,11 @@ for blocked in ("keras", "tf_keras", "keras_clip", "tensorflow_text"):
 import numpy as np
 import tensorflow as tf
 
-# Only TF Text's kernel library for NormalizeUTF8 (tensorflow_model_server links TF Text's ops in).
+# Only TF Text's kernel libraries of the ops we export (tensorflow_model_server links TF Text's ops in):
+# NormalizeUTF8; SentencePiece and RegexSplitWithOffsets for SigLIP's tokenizer.
 tf_text_dir = importlib.machinery.PathFinder.find_spec("tensorflow_text").submodule_search_locations[0]
-tf.load_op_library(os.path.join(tf_text_dir, "python", "ops", "_normalize_ops.so"))
+for library in ("_normalize_ops.so", "_sentencepiece_tokenizer.so", "_regex_split_ops.so"):
+    tf.load_op_library(os.path.join(tf_text_dir, "python", "ops", library))
 
 export_dir, requests_path, answers_path = sys.argv[1:]
 

@@ -168,3 +168,16 @@ def test_mixed_bfloat16_embeddings_stay_close_to_float32_reduced_width():
 @pytest.mark.full_size
 def test_mixed_bfloat16_embeddings_stay_close_to_float32(vit_b32_reference, vit_b32_model):
     assert_mixed_bfloat16_stays_close_to_float32(vit_b32_reference[1], vit_b32_model)
+
+
+def test_preprocessing_travels_with_the_model_through_keras_files(tmp_path):
+    from keras_clip.image.settings import Preprocessing
+
+    model = keras_clip.CLIP(**TINY_VIT)
+    assert model.preprocessing == Preprocessing(TINY_VIT["image_resolution"])  # OpenAI's by default
+    model.preprocessing = Preprocessing(TINY_VIT["image_resolution"], mean=(0.5,) * 3, std=(0.5,) * 3,
+                                        resize_mode="squash")  # fmt: skip
+    model.save(tmp_path / "model.keras")
+    assert keras.saving.load_model(tmp_path / "model.keras").preprocessing == model.preprocessing
+    with pytest.raises(ValueError, match="Preprocessing for 224-pixel images does not fit a model of 32-pixel"):
+        model.preprocessing = Preprocessing(224)

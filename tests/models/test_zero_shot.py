@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import keras_clip
 import keras_clip.models.zero_shot as zero_shot_module
 from keras_clip.checkpoints.openai_state_dict import build_model
 from keras_clip.models.zero_shot import ZeroShotClassifier
@@ -12,8 +13,11 @@ from keras_clip.text.imagenet_classnames import IMAGENET_CLASSNAMES
 from keras_clip.text.templates import IMAGENET_TEMPLATES, SIMPLE_TEMPLATES
 from tests.helpers import images
 from tests.helpers.checkpoint_files import SMALL_VIT
+from tests.helpers.model_inputs import random_images
 from tests.helpers.openai_reference import random_reference_model
 from tests.helpers.tiny_models import tiny_clip
+from tests.helpers import siglip_reference
+from tests.helpers.sentencepiece_models import write_siglip_like_model
 from tests.helpers.zero_shot_reference import reference_class_embeddings, reference_probabilities
 
 # Class embeddings: float32 text towers, ensembling in float64 (ours) vs float32 (reference).
@@ -186,3 +190,30 @@ def test_published_data():
     assert IMAGENET_CLASSNAMES[0] == "tench" and IMAGENET_CLASSNAMES[999] == "toilet paper"
     assert IMAGENET_CLASSNAMES[21] == "kite (bird of prey)" and IMAGENET_CLASSNAMES[134] == "crane bird"
     assert IMAGENET_CLASSNAMES[517] == "construction crane" and IMAGENET_CLASSNAMES[677] == "metal nail"
+
+
+def test_siglip_probabilities_are_transformers_sigmoids(tmp_path):
+    """A SigLIP folder (transformers' SiglipModel, random weights) with its SentencePiece model: one template per
+    class gives transformers' sigmoid(logits_per_image) from SiglipTokenizer's ids, within 1e-5."""
+    import torch
+    from transformers import SiglipTokenizer
+
+    reference = siglip_reference.reference_model(siglip_reference.siglip_config("siglip_b16"), seed=4)
+    folder = siglip_reference.write_transformers_folder(tmp_path / "siglip", reference)
+    spiece = write_siglip_like_model(tmp_path / "siglip" / "spiece.model")
+    model, _ = keras_clip.load(folder, cache_dir=str(tmp_path / "cache"), verbose=False)
+    with pytest.raises(ValueError, match="need its tokenizer"):
+        ZeroShotClassifier(model, ["cat"], verbose=False)
+    classnames = ["cat", "dog", "large red table"]
+    classifier = ZeroShotClassifier(model, classnames, templates=["a photo of a {}."], verbose=False,
+                                    tokenizer=keras_clip.get_tokenizer(folder))  # fmt: skip
+    images = random_images(3, siglip_reference.RESOLUTION, seed=8)
+    ids = SiglipTokenizer(spiece)([f"a photo of a {name}." for name in classnames], padding="max_length",
+                                  max_length=siglip_reference.CONTEXT_LENGTH, truncation=True)["input_ids"]  # fmt: skip
+    with torch.no_grad():
+        pixels = torch.from_numpy(np.ascontiguousarray(np.transpose(images, (0, 3, 1, 2))))
+        logits = reference(input_ids=torch.tensor(ids), pixel_values=pixels).logits_per_image
+    expected = torch.sigmoid(logits).numpy()
+    probabilities = np.asarray(classifier(images))
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5, rtol=0)
+    assert np.abs(probabilities.sum(axis=1) - 1).max() > 1e-3  # independent per class, not a softmax

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 import keras_clip
 from keras_clip.evaluation import CorruptImageError, evaluate_retrieval, evaluate_zero_shot
+from keras_clip.image.settings import Preprocessing
 from keras_clip.models.zero_shot import ZeroShotClassifier
 from keras_clip.training import RetrievalRecall, ZeroShotAccuracy
 from tests.helpers.background import Job
@@ -152,6 +153,7 @@ class ColourModel:
     colour its first word names. Cosine similarities are then known by hand."""
 
     image_resolution, context_length, embed_dim = 8, 77, 3
+    preprocessing = Preprocessing(8)
     COLOURS = {"red": (1, 0, 0), "green": (0, 1, 0), "blue": (0, 0, 1)}
 
     def __init__(self):
