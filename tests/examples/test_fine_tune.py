@@ -61,6 +61,8 @@ def test_locked_image_tower_stays_as_loaded(files):
     assert any(not np.array_equal(before[path], after[path]) for path in text)
 
 
+# full_size: resuming exactly is tests/training/test_resume.py's check; this one runs the example's own flags.
+@pytest.mark.full_size
 def test_run_again_after_an_interruption_resumes_and_ends_as_one_run(files, monkeypatch):
     root, checkpoint, train, _ = files
     options = ["--epochs", "2", "--batch-size", "4", "--learning-rate", "1e-3", "--seed", "3"]

@@ -4,8 +4,8 @@
 
 MODE "local" trains in one process (2 logical CPUs) and writes FOLDER/<name>.npz for each of LOCAL_RUNS:
 a tiny CLIP with CLIP's loss on one device with the global batch ("single"), on 2 replicas ("mirrored") and
-with per-replica negatives only ("mirrored_naive"); a tiny SigLIP with the sigmoid loss, gathered and chunked,
-on one device and on 2 replicas, and per-replica only. MODE "sigmoid4" trains the SigLIP on 4 logical CPUs,
+with per-replica negatives only ("mirrored_naive"); a tiny SigLIP with the sigmoid loss on one device, on 2
+replicas gathered and chunked, and per-replica only. MODE "sigmoid4" trains the SigLIP on 4 logical CPUs,
 gathered and chunked (FOLDER/sigmoid4_<loss>.npz). MODE "cluster" starts two worker processes of a
 MultiWorkerMirroredStrategy on free local ports and waits for them; each writes FOLDER/worker<i>.npz.
 Each file holds the loss of every step and the final weights. Subprocesses because logical devices
@@ -29,7 +29,7 @@ WORKERS = 2
 LOCAL_RUNS = {
     "single": ("contrastive", False, True), "mirrored": ("contrastive", True, True),
     "mirrored_naive": ("contrastive", True, False), "sigmoid_single": ("sigmoid", False, True),
-    "chunked_sigmoid_single": ("chunked_sigmoid", False, True), "sigmoid_mirrored": ("sigmoid", True, True),
+    "sigmoid_mirrored": ("sigmoid", True, True),
     "chunked_sigmoid_mirrored": ("chunked_sigmoid", True, True), "sigmoid_mirrored_naive": ("sigmoid", True, False),
 }  # fmt: skip
 SIGMOID4_RUNS = ("sigmoid", "chunked_sigmoid")
