@@ -171,6 +171,7 @@ def caption_dataset(
     num_input_pipelines=1,
     input_pipeline_id=0,
     state=None,
+    tokenizer=None,
 ):
     """Batches of (image, caption) pairs for `CLIP.fit`, from caption files, folders or tar shards.
 
@@ -211,6 +212,8 @@ def caption_dataset(
         drop_remainder: drop the last, smaller batch (keeps every batch the same shape for `fit`).
         context_length: token sequence length (77 for every CLIP model); longer captions are truncated
             with EOT kept last, as `clip.tokenize(..., truncate=True)`.
+        tokenizer: the model's tokenizer instead of CLIP's (a SigLIP's: `keras_clip.get_tokenizer(name)`,
+            which has its own context length).
         shuffle_buffer: tar samples shuffled together (held encoded in memory).
         cycle_length: tar shards read at once; each is held whole in memory while read.
         num_parallel_calls: parallelism of decoding and tokenising.
@@ -258,7 +261,8 @@ def caption_dataset(
         raise ValueError(f"seed must be an int or None, got {seed!r}")
     state = CaptionDatasetState() if state is None else state
     skipped = state.skipped_images
-    tokenizer = Tokenizer(context_length=context_length, truncate=True)
+    if tokenizer is None:
+        tokenizer = Tokenizer(context_length=context_length, truncate=True)
 
     def start_epoch(_):
         return state.epoch.assign_add(1) - 1

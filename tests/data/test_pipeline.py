@@ -167,6 +167,19 @@ def test_batches_and_remainder(tmp_path):
     assert [len(batch["tokens"]) for batch in kept] == [3, 3, 1]
 
 
+def test_a_siglip_tokenizer_tokenizes_the_captions(tmp_path):
+    from keras_clip.text.sentencepiece_tokenizer import SentencePieceTokenizer
+    from tests.helpers.sentencepiece_models import siglip_like_model
+
+    photos = captioned_photos(6, seed=9)
+    source = write_caption_dataset(str(tmp_path), "csv", photos)
+    tokenizer = SentencePieceTokenizer(siglip_like_model(), context_length=16)
+    expected = {row.tobytes() for row in tokenizer([photo.captions[0] for photo in photos]).numpy()}
+    batches = list(caption_dataset(source, RESOLUTION, 3, seed=0, tokenizer=tokenizer, augment=False))
+    tokens = np.concatenate([batch["tokens"].numpy() for batch in batches])
+    assert tokens.shape == (6, 16) and {row.tobytes() for row in tokens} == expected
+
+
 def test_bad_inputs_raise_clear_errors(tmp_path):
     photos = captioned_photos(2, seed=8)
     source = write_caption_dataset(str(tmp_path), "csv", photos, columns=("filepath", "alt"))
