@@ -73,9 +73,11 @@ def main(argv=None):
         model.lock_image_tower()
 
     state = keras_clip.data.CaptionDatasetState()
+    # The checkpoint's own image statistics (and, for a SigLIP, its SentencePiece tokenizer).
+    tokenizer = keras_clip.get_tokenizer(args.model) if model.logit_bias is not None else None
     dataset = keras_clip.data.caption_dataset(
         args.captions, model.image_resolution, args.batch_size, seed=args.seed, context_length=model.context_length,
-        state=state,
+        state=state, preprocessing=model.preprocessing, tokenizer=tokenizer,
     )  # fmt: skip
     images = len(keras_clip.data.read_caption_index(args.captions))
     steps_per_epoch = images // args.batch_size

@@ -13,6 +13,7 @@ The pipeline, per epoch:
    (`ignore_errors`; `CaptionDatasetState`), then batches are tokenised in graph and prefetched.
 """
 
+import dataclasses
 import os
 import random
 
@@ -22,13 +23,14 @@ from keras_clip.data import sources
 from keras_clip.data.state import CaptionDatasetState
 from keras_clip.data.tar_shards import caption_lines, shard_samples
 from keras_clip.image.augmentation import augment_image
-from keras_clip.image.preprocessing import preprocess_image
+from keras_clip.image.preprocessing import normalize_image, preprocess_image
+from keras_clip.image.settings import Preprocessing
 from keras_clip.text.tokenizer import Tokenizer
 
 DEFAULT_SHUFFLE_BUFFER = 1000  # tar samples (encoded) held for shuffling; caption files shuffle fully
 
 
-def prepare_example(image, captions, seed, image_resolution, augment=True, path=None):
+def prepare_example(image, captions, seed, image_resolution, augment=True, path=None, preprocessing=None):
     """One training example: a decoded, cropped, normalised image and one of its captions.
 
     Args:
@@ -36,8 +38,10 @@ def prepare_example(image, captions, seed, image_resolution, augment=True, path=
         captions: `tf.string` [C], the image's captions (C >= 1); one is picked at random.
         seed: int32/int64 [2], a stateless seed: the same seed picks the same crop and caption.
         image_resolution: side of the square output.
-        augment: random resized crop (True) or OpenAI's resize and centre crop (False).
+        augment: random resized crop (True) or the model's evaluation preprocessing (False).
         path: the image's file, named in error messages.
+        preprocessing: the model's `Preprocessing` (`model.preprocessing`): its mean and std normalise the
+            image, and without `augment` it is the whole pipeline. None: OpenAI's at `image_resolution`.
 
     Returns:
         (float32 [R, R, 3] image, scalar `tf.string` caption).
@@ -58,10 +62,15 @@ def prepare_example(image, captions, seed, image_resolution, augment=True, path=
     has_caption = tf.debugging.Assert(count > 0, [tf.strings.join(["No caption for ", described])])
     with tf.control_dependencies([has_caption]):
         choice = tf.random.stateless_uniform([], caption_seed, 0, tf.maximum(count, 1), dtype=tf.int32)
+    settings = preprocessing or Preprocessing(image_resolution)
+    if settings.image_resolution != image_resolution:
+        raise ValueError(f"image_resolution {image_resolution} differs from the preprocessing's "
+                         f"{settings.image_resolution}")  # fmt: skip
     if augment:
-        image = augment_image(image, image_resolution, image_seed, path=path)
+        pixels = augment_image(image, image_resolution, image_seed, normalize=False, path=path)
+        image = normalize_image(pixels, settings.mean, settings.std)
     else:
-        image = preprocess_image(image, image_resolution, path=path)
+        image = preprocess_image(image, **dataclasses.asdict(settings), path=path)
     return image, tf.gather(captions, choice)
 
 
@@ -172,6 +181,7 @@ def caption_dataset(
     input_pipeline_id=0,
     state=None,
     tokenizer=None,
+    preprocessing=None,
 ):
     """Batches of (image, caption) pairs for `CLIP.fit`, from caption files, folders or tar shards.
 
@@ -214,6 +224,8 @@ def caption_dataset(
             with EOT kept last, as `clip.tokenize(..., truncate=True)`.
         tokenizer: the model's tokenizer instead of CLIP's (a SigLIP's: `keras_clip.get_tokenizer(name)`,
             which has its own context length).
+        preprocessing: the model's `Preprocessing` (`model.preprocessing`, e.g. SigLIP's mean and std 0.5);
+            None: OpenAI's.
         shuffle_buffer: tar samples shuffled together (held encoded in memory).
         cycle_length: tar shards read at once; each is held whole in memory while read.
         num_parallel_calls: parallelism of decoding and tokenising.
@@ -273,7 +285,8 @@ def caption_dataset(
 
     def decode(element):
         image, captions, path = samples.load(element)
-        image, caption = prepare_example(image, captions, element["seed"], image_resolution, augment, path)
+        image, caption = prepare_example(image, captions, element["seed"], image_resolution, augment, path,
+                                         preprocessing)  # fmt: skip
         return {"images": image, "captions": caption}
 
     def tokenize(batch):

@@ -180,6 +180,27 @@ def test_a_siglip_tokenizer_tokenizes_the_captions(tmp_path):
     assert tokens.shape == (6, 16) and {row.tobytes() for row in tokens} == expected
 
 
+def test_the_models_preprocessing_normalises_the_images(tmp_path):
+    from keras_clip.image.preprocessing import preprocess_image
+    from keras_clip.image.settings import OPENAI_IMAGE_MEAN, OPENAI_IMAGE_STD, Preprocessing
+
+    photos = captioned_photos(4, seed=5)
+    source = write_caption_dataset(str(tmp_path), "csv", photos)
+    siglip = Preprocessing(RESOLUTION, mean=(0.5,) * 3, std=(0.5,) * 3, resize_mode="squash")
+    # Evaluation pipeline: exactly preprocess_image with the model's settings.
+    batch = next(iter(caption_dataset(source, RESOLUTION, 4, seed=1, augment=False, preprocessing=siglip)))
+    caption_of = caption_finder(photos)
+    for image, tokens in zip(batch["images"].numpy(), batch["tokens"].numpy()):
+        photo, _ = caption_of(tokens)
+        expected = preprocess_image(photo.data, RESOLUTION, mean=siglip.mean, std=siglip.std, resize_mode="squash")
+        np.testing.assert_allclose(image, expected.numpy(), atol=1e-6)
+    # Augmented: the same crops as with OpenAI's statistics, normalised with the model's.
+    openai, ours = (next(iter(caption_dataset(source, RESOLUTION, 4, seed=1, preprocessing=settings)))["images"]
+                    for settings in (None, siglip))  # fmt: skip
+    pixels = openai.numpy() * np.array(OPENAI_IMAGE_STD) + np.array(OPENAI_IMAGE_MEAN)
+    np.testing.assert_allclose(ours.numpy(), (pixels - 0.5) / 0.5, atol=1e-5)
+
+
 def test_bad_inputs_raise_clear_errors(tmp_path):
     photos = captioned_photos(2, seed=8)
     source = write_caption_dataset(str(tmp_path), "csv", photos, columns=("filepath", "alt"))
