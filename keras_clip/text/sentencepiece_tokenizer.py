@@ -10,6 +10,7 @@ TensorFlow string ops, what `SiglipTokenizer` does around it, per text:
 """
 
 import base64
+import functools
 
 import keras
 import numpy as np
@@ -28,6 +29,12 @@ NUL_STAND_IN = "\U0010ffff"
 
 
 INLINE_PREFIX = "base64:"
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_cleaner():
+    """One `TextCleaner` (for its `str.lower`) per process, shared by every tokenizer: its tables are large."""
+    return TextCleaner()
 
 
 def _read_model(model):
@@ -72,7 +79,7 @@ class SentencePieceTokenizer(keras.layers.Layer):
         if model is None:
             raise ValueError("SentencePieceTokenizer needs the SentencePiece model: model= (a path or bytes)")
         self._proto = _read_model(model)
-        self._cleaner = TextCleaner() if self.lowercase else None
+        self._cleaner = _shared_cleaner() if self.lowercase else None
         self._whitespace = char_class(PYTHON_WHITESPACE)
         proto = self._proto
         self._sentencepiece = tf_text.SentencepieceTokenizer(model=proto, out_type=tf.int32)
