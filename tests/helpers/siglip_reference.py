@@ -9,6 +9,8 @@ import json
 
 import numpy as np
 
+from tests.helpers.transformers_reference import move_layer_norms, reference_outputs  # noqa: F401 (shared)
+
 RESOLUTION = 32
 PATCH = 8
 CONTEXT_LENGTH = 16
@@ -37,31 +39,11 @@ def reference_model(config, seed=0):
 
     torch.manual_seed(seed)
     model = SiglipModel(SiglipConfig(**config)).eval()
-    generator = np.random.default_rng(seed)
+    move_layer_norms(model, seed)
     with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if parameter.ndim == 1 and "norm" in name:
-                parameter.add_(torch.from_numpy(generator.normal(0, 0.1, parameter.shape).astype(np.float32)))
         model.logit_scale.fill_(2.3)
         model.logit_bias.fill_(-7.5)
     return model
-
-
-def reference_outputs(model, images_nhwc, tokens):
-    """transformers' image and text embeddings and logits_per_image, as numpy."""
-    import torch
-
-    def features(output):
-        return (output if isinstance(output, torch.Tensor) else output.pooler_output).numpy()
-
-    with torch.no_grad():
-        pixels = torch.from_numpy(np.ascontiguousarray(np.transpose(images_nhwc, (0, 3, 1, 2))))
-        ids = torch.from_numpy(np.asarray(tokens, np.int64))
-        return {
-            "image_features": features(model.get_image_features(pixel_values=pixels)),
-            "text_features": features(model.get_text_features(input_ids=ids)),
-            "logits_per_image": model(input_ids=ids, pixel_values=pixels).logits_per_image.numpy(),
-        }
 
 
 def write_transformers_folder(folder, model):

@@ -56,12 +56,19 @@ def reference_model(transformers_config, seed=0):
 
     torch.manual_seed(seed)
     model = CLIPModel(CLIPConfig(**transformers_config)).eval()
+    move_layer_norms(model, seed)
+    return model
+
+
+def move_layer_norms(model, seed):
+    """Adds N(0, 0.1) noise to every LayerNorm weight and bias, so that leaving one out would show."""
+    import torch
+
     generator = np.random.default_rng(seed)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
-            if parameter.ndim == 1 and ("norm" in name or "layrnorm" in name):
+            if parameter.ndim == 1 and ("norm" in name or "layrnorm" in name):  # sic: transformers' pre_layrnorm
                 parameter.add_(torch.from_numpy(generator.normal(0, 0.1, parameter.shape).astype(np.float32)))
-    return model
 
 
 def reference_outputs(model, images_nhwc, tokens):
