@@ -89,7 +89,7 @@ def _with_dtype(model, dtype):
     """A copy of a CLIP built with another dtype policy, its weights cast to it."""
 
     def build():
-        copy = CLIP(**model.architecture(), name=model.name, dtype=dtype)
+        copy = CLIP(**model.architecture(), name=model.name, dtype=dtype, remat=model.remat)
         for target, source in zip(copy.weights, model.weights):
             target.assign(keras.ops.cast(source.value, target.dtype))
         return copy

@@ -255,11 +255,13 @@ def _load_hub_repository(repo_id, root, verbose, dtype):
 
 
 def load_with_preprocessing(name_or_path, cache_dir=None, verbose=True, dtype=None, pretrained=None,
-                            architecture=None):  # fmt: skip
+                            architecture=None, remat=None):  # fmt: skip
     """(`keras_clip.CLIP`, its `Preprocessing`) from a released model's name or a checkpoint (see `load`);
     the model's `preprocessing` is set to it."""
     model, preprocessing = _model_and_preprocessing(name_or_path, cache_dir, verbose, dtype, pretrained, architecture)
     model.preprocessing = preprocessing
+    if remat is not None:  # a training option, not part of the weights: set on the loaded model
+        model.remat = remat
     return model, preprocessing
 
 
@@ -330,12 +332,13 @@ def architecture_arguments(architecture):
     return dict(architecture_by_name(architecture))
 
 
-def load_model(name_or_path, cache_dir=None, verbose=True, dtype=None, pretrained=None, architecture=None):
+def load_model(name_or_path, cache_dir=None, verbose=True, dtype=None, pretrained=None, architecture=None,
+               remat=None):  # fmt: skip
     """A `keras_clip.CLIP` from a released model's name or a checkpoint file (see `load`)."""
-    return load_with_preprocessing(name_or_path, cache_dir, verbose, dtype, pretrained, architecture)[0]
+    return load_with_preprocessing(name_or_path, cache_dir, verbose, dtype, pretrained, architecture, remat)[0]
 
 
-def load(name_or_path, cache_dir=None, dtype=None, verbose=True, pretrained=None, architecture=None):
+def load(name_or_path, cache_dir=None, dtype=None, verbose=True, pretrained=None, architecture=None, remat=None):
     """A CLIP model and its image preprocessing, from a released model's name or a checkpoint.
 
     Args:
@@ -363,6 +366,8 @@ def load(name_or_path, cache_dir=None, dtype=None, verbose=True, pretrained=None
         pretrained: open_clip's tag, with an architecture name: `load("ViT-B-32", pretrained="laion2b_s34b_b79k")`.
         architecture: for a checkpoint without a config: open_clip's architecture name ("ViT-H-14";
             "ViT-H-14-quickgelu" for QuickGELU) or a dict of `CLIP` arguments the weights cannot tell.
+        remat: True to rematerialise every residual block in training (less memory for big batches; see
+            `keras_clip.CLIP`), False to not; None keeps what a `.keras` file recorded (else False).
 
     Returns:
         `(model, preprocess)`: a `keras_clip.CLIP` and the `keras_clip.ImagePreprocessor` the checkpoint
@@ -380,5 +385,6 @@ def load(name_or_path, cache_dir=None, dtype=None, verbose=True, pretrained=None
     >>> image_features = model.encode_image(preprocess(photos))
     >>> half_model, _ = keras_clip.load("ViT-B/32", dtype="bfloat16")
     """
-    model, preprocessing = load_with_preprocessing(name_or_path, cache_dir, verbose, dtype, pretrained, architecture)
+    model, preprocessing = load_with_preprocessing(name_or_path, cache_dir, verbose, dtype, pretrained, architecture,
+                                                   remat)  # fmt: skip
     return model, ImagePreprocessor.from_settings(preprocessing)

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_clip.layers.attention_pool import AttentionPool2d
 from keras_clip.layers.bottleneck import Bottleneck, batch_norm, conv
+from keras_clip.layers.rematerialization import rematerialized_call
 from keras_clip.layers.shapes import check_image_shape
 
 
@@ -18,6 +19,9 @@ class ModifiedResNet(keras.layers.Layer):
         num_heads: attention heads of the final attention pooling.
         image_resolution: height and width of the square input images (a multiple of 32).
         width: channels after the stem; stage i has `width * 2**i` bottleneck channels.
+        remat: in training, recompute each Bottleneck's activations in the backward pass instead of
+            keeping them (`rematerialized_call`; BatchNorm statistics are still updated once per step):
+            less memory for about one more forward pass. Inference is unchanged.
 
     Example:
     >>> tower = ModifiedResNet(layers=(1, 1, 1, 1), output_dim=32, num_heads=2,
@@ -26,7 +30,7 @@ class ModifiedResNet(keras.layers.Layer):
     TensorShape([2, 32])
     """
 
-    def __init__(self, layers, output_dim, num_heads, image_resolution=224, width=64, **kwargs):
+    def __init__(self, layers, output_dim, num_heads, image_resolution=224, width=64, remat=False, **kwargs):
         super().__init__(**kwargs)
         if len(layers) != 4:
             raise ValueError(f"ModifiedResNet needs 4 stage depths; got layers={layers}")
@@ -37,6 +41,7 @@ class ModifiedResNet(keras.layers.Layer):
         self.num_heads = num_heads
         self.image_resolution = image_resolution
         self.width = width
+        self.remat = bool(remat)
         policy = self.dtype_policy
         self.stem_padding = keras.layers.ZeroPadding2D(1, name="stem_padding", dtype=policy)
         self.conv1 = keras.layers.Conv2D(width // 2, 3, strides=2, use_bias=False, name="conv1", dtype=policy)
@@ -85,7 +90,10 @@ class ModifiedResNet(keras.layers.Layer):
         x = ops.relu(self.bn3(self.conv3(x), training=training))
         x = self.stem_pool(x)
         for block in self.blocks:
-            x = block(x, training=training)
+            if self.remat and training:
+                x = rematerialized_call(block, x, training=training)
+            else:
+                x = block(x, training=training)
         return self.attnpool(x)
 
     def compute_output_shape(self, input_shape):
@@ -99,5 +107,6 @@ class ModifiedResNet(keras.layers.Layer):
             num_heads=self.num_heads,
             image_resolution=self.image_resolution,
             width=self.width,
+            remat=self.remat,
         )
         return config

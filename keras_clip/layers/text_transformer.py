@@ -32,6 +32,8 @@ class TextTransformer(keras.layers.Layer):
             `eos_token_id`) or "last".
         eos_token_id: the end-of-text id, for "eos" pooling.
         projection_bias: the projection adds a bias.
+        remat: in training, recompute each transformer block's activations in the backward pass
+            instead of keeping them: less memory for about one more forward pass (see `Transformer`).
 
     Example:
     >>> tower = TextTransformer(context_length=77, vocab_size=49408, width=64, num_heads=1,
@@ -42,7 +44,7 @@ class TextTransformer(keras.layers.Layer):
 
     def __init__(self, context_length, vocab_size, width, num_heads, num_layers, output_dim, mlp_width=None,
                  activation="quick_gelu", layer_norm_epsilon=LAYER_NORM_EPSILON, causal=True, pooling="argmax",
-                 eos_token_id=None, projection_bias=False, **kwargs):  # fmt: skip
+                 eos_token_id=None, projection_bias=False, remat=False, **kwargs):  # fmt: skip
         super().__init__(**kwargs)
         if pooling not in POOLINGS:
             raise ValueError(f"Unknown text pooling {pooling!r}; expected one of {', '.join(POOLINGS)}")
@@ -70,7 +72,7 @@ class TextTransformer(keras.layers.Layer):
             dtype=policy,
         )
         self.transformer = Transformer(width, num_layers, num_heads, causal, self.mlp_width, activation,
-                                       layer_norm_epsilon, name="transformer", dtype=policy)  # fmt: skip
+                                       layer_norm_epsilon, remat=remat, name="transformer", dtype=policy)  # fmt: skip
         self._set_block_initializers()
         self.ln_final = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="ln_final", dtype=policy)
 
@@ -123,6 +125,15 @@ class TextTransformer(keras.layers.Layer):
             return ops.argmax(ops.cast(ops.equal(tokens, self.eos_token_id), "int32"), axis=-1)
         return ops.full((ops.shape(tokens)[0],), ops.shape(tokens)[1] - 1, "int32")
 
+    @property
+    def remat(self):
+        """Rematerialise the transformer blocks in training (settable; retrace the training step after)."""
+        return self.transformer.remat
+
+    @remat.setter
+    def remat(self, value):
+        self.transformer.remat = bool(value)
+
     def call(self, tokens):
         # Tokens may be cut to fewer than context_length positions after every row's pooled position
         # when `trims_after_pooled_position`: the causal mask makes the later positions irrelevant.
@@ -153,5 +164,6 @@ class TextTransformer(keras.layers.Layer):
             pooling=self.pooling,
             eos_token_id=self.eos_token_id,
             projection_bias=self.projection_bias,
+            remat=self.remat,
         )
         return config

@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_clip.layers.rematerialization import rematerialized_call
 from keras_clip.layers.residual_attention_block import LAYER_NORM_EPSILON, ResidualAttentionBlock
 
 
@@ -15,6 +16,8 @@ class Transformer(keras.layers.Layer):
         num_heads: attention heads per block.
         causal: causal self-attention (text tower) or full (vision tower).
         mlp_width, activation, layer_norm_epsilon: of every block (see `ResidualAttentionBlock`).
+        remat: in training, recompute each block's activations in the backward pass instead of keeping
+            them (`rematerialized_call`): less memory, about one more forward pass. Inference is unchanged.
 
     Example:
     >>> stack = Transformer(width=64, num_layers=2, num_heads=4, causal=True)
@@ -23,7 +26,7 @@ class Transformer(keras.layers.Layer):
     """
 
     def __init__(self, width, num_layers, num_heads, causal=False, mlp_width=None, activation="quick_gelu",
-                 layer_norm_epsilon=LAYER_NORM_EPSILON, **kwargs):  # fmt: skip
+                 layer_norm_epsilon=LAYER_NORM_EPSILON, remat=False, **kwargs):  # fmt: skip
         super().__init__(**kwargs)
         self.width = width
         self.num_layers = num_layers
@@ -32,6 +35,7 @@ class Transformer(keras.layers.Layer):
         self.mlp_width = int(mlp_width or 4 * width)
         self.activation = activation
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.remat = bool(remat)
         self.resblocks = [
             ResidualAttentionBlock(width, num_heads, causal, self.mlp_width, activation, layer_norm_epsilon,
                                    name=f"resblocks_{i}", dtype=self.dtype_policy)  # fmt: skip
@@ -42,9 +46,9 @@ class Transformer(keras.layers.Layer):
         for block in self.resblocks:
             block.build(input_shape)
 
-    def call(self, x):
+    def call(self, x, training=None):
         for block in self.resblocks:
-            x = block(x)
+            x = rematerialized_call(block, x) if self.remat and training else block(x)
         return x
 
     def compute_output_shape(self, input_shape):
@@ -54,5 +58,5 @@ class Transformer(keras.layers.Layer):
         config = super().get_config()
         config.update(width=self.width, num_layers=self.num_layers, num_heads=self.num_heads, causal=self.causal,
                       mlp_width=self.mlp_width, activation=self.activation,
-                      layer_norm_epsilon=self.layer_norm_epsilon)  # fmt: skip
+                      layer_norm_epsilon=self.layer_norm_epsilon, remat=self.remat)  # fmt: skip
         return config

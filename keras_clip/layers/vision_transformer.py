@@ -32,6 +32,8 @@ class VisionTransformer(keras.layers.Layer):
         activation: the MLPs' activation: "quick_gelu" (OpenAI's), "gelu" or "gelu_tanh".
         layer_norm_epsilon: epsilon of every LayerNorm.
         pooling: how the image is summarised: "class_token" (CLIP's) or "map" (SigLIP's attention pooling).
+        remat: in training, recompute each transformer block's activations in the backward pass
+            instead of keeping them: less memory for about one more forward pass (see `Transformer`).
 
     Example:
     >>> tower = VisionTransformer(image_resolution=32, patch_size=8, width=64, num_layers=2,
@@ -42,7 +44,7 @@ class VisionTransformer(keras.layers.Layer):
 
     def __init__(self, image_resolution, patch_size, width, num_layers, num_heads, output_dim, mlp_width=None,
                  activation="quick_gelu", layer_norm_epsilon=LAYER_NORM_EPSILON, pooling="class_token",
-                 **kwargs):  # fmt: skip
+                 remat=False, **kwargs):  # fmt: skip
         super().__init__(**kwargs)
         if pooling not in POOLINGS:
             raise ValueError(f"Unknown image pooling {pooling!r}; expected one of {', '.join(POOLINGS)}")
@@ -67,7 +69,7 @@ class VisionTransformer(keras.layers.Layer):
         if self.class_token:
             self.ln_pre = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="ln_pre", dtype=policy)
         self.transformer = Transformer(width, num_layers, num_heads, False, self.mlp_width, activation,
-                                       layer_norm_epsilon, name="transformer", dtype=policy)  # fmt: skip
+                                       layer_norm_epsilon, remat=remat, name="transformer", dtype=policy)  # fmt: skip
         self.ln_post = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="ln_post", dtype=policy)
         if not self.class_token:
             self.attn_pool = ProbePooling(width, num_heads, self.mlp_width, activation, layer_norm_epsilon,
@@ -101,6 +103,15 @@ class VisionTransformer(keras.layers.Layer):
             self.ln_post.build(tokens_shape)
             self.attn_pool.build(tokens_shape)
 
+    @property
+    def remat(self):
+        """Rematerialise the transformer blocks in training (settable; retrace the training step after)."""
+        return self.transformer.remat
+
+    @remat.setter
+    def remat(self, value):
+        self.transformer.remat = bool(value)
+
     def call(self, images):
         check_image_shape(images.shape, self.image_resolution, "VisionTransformer")
         x = self.conv1(images)
@@ -132,5 +143,6 @@ class VisionTransformer(keras.layers.Layer):
             activation=self.activation,
             layer_norm_epsilon=self.layer_norm_epsilon,
             pooling=self.pooling,
+            remat=self.remat,
         )
         return config

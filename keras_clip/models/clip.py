@@ -81,6 +81,10 @@ class CLIP(ContrastiveSteps, keras.Model):
         preprocessing: the image preprocessing the weights expect, a `keras_clip.image.settings.Preprocessing`
             or its dict (None: OpenAI's at `image_resolution`). `keras_clip.load` sets the checkpoint's;
             embedding, evaluation, the command line and exports use it.
+        remat: rematerialise every residual block of both towers in training: each block's activations
+            are recomputed in the backward pass instead of kept, for less memory at the cost of about one
+            more forward pass (`model.remat = True` switches it on a built model).
+            Outputs, gradients and inference are unchanged.
 
     Inputs of `call`: `{"images": float32 [N, R, R, 3], "tokens": int32 [M, context_length]}`;
     outputs `(logits_per_image [N, M], logits_per_text [M, N])`: `exp(logit_scale) * cosine (+ logit_bias)`.
@@ -122,6 +126,7 @@ class CLIP(ContrastiveSteps, keras.Model):
         init_logit_scale=OPENAI_INIT_LOGIT_SCALE,
         init_logit_bias=None,
         preprocessing=None,
+        remat=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -156,6 +161,7 @@ class CLIP(ContrastiveSteps, keras.Model):
                 num_heads=self.vision_heads,
                 image_resolution=image_resolution,
                 width=vision_width,
+                remat=remat,
                 name="visual",
                 dtype=policy,
             )
@@ -171,6 +177,7 @@ class CLIP(ContrastiveSteps, keras.Model):
                 activation=activation,
                 layer_norm_epsilon=layer_norm_epsilon,
                 pooling=image_pooling,
+                remat=remat,
                 name="visual",
                 dtype=policy,
             )
@@ -188,6 +195,7 @@ class CLIP(ContrastiveSteps, keras.Model):
             pooling=text_pooling,
             eos_token_id=eos_token_id,
             projection_bias=text_projection_bias,
+            remat=remat,
             name="text",
             dtype=policy,
         )
@@ -226,6 +234,16 @@ class CLIP(ContrastiveSteps, keras.Model):
             raise ValueError(f"Preprocessing for {settings.image_resolution}-pixel images does not fit a model of "
                              f"{self.image_resolution}-pixel images")  # fmt: skip
         self.__dict__["_preprocessing"] = settings  # a plain record: not tracked by Keras
+
+    @property
+    def remat(self):
+        """Both towers rematerialise their residual blocks in training (see the constructor's `remat`)."""
+        return self.visual.remat and self.text.remat
+
+    @remat.setter
+    def remat(self, value):
+        self.visual.remat = self.text.remat = bool(value)
+        self.train_function = None  # a training step already traced kept the old setting
 
     @property
     def is_resnet(self):
@@ -322,7 +340,7 @@ class CLIP(ContrastiveSteps, keras.Model):
 
     def get_config(self):
         return dict(self.architecture(), name=self.name, dtype=keras.dtype_policies.serialize(self.dtype_policy),
-                    preprocessing=dataclasses.asdict(self.preprocessing))  # fmt: skip
+                    preprocessing=dataclasses.asdict(self.preprocessing), remat=self.remat)  # fmt: skip
 
 
 def create_model(name, **overrides):
@@ -331,7 +349,7 @@ def create_model(name, **overrides):
     Args:
         name: a released model (`keras_clip.available_models()`, e.g. "ViT-B/32", or "<architecture>/<tag>"
             of `keras_clip.list_pretrained()`), or an architecture name ("ViT-H-14"; "-quickgelu" for QuickGELU).
-        **overrides: constructor arguments to change (e.g. `dtype="mixed_bfloat16"`).
+        **overrides: constructor arguments to change (e.g. `dtype="mixed_bfloat16"`, `remat=True`).
 
     Example:
     >>> model = keras_clip.create_model("RN50")
