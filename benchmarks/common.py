@@ -101,6 +101,10 @@ def machine_description():
     return f"{cpu}, {os.cpu_count()} cores, TensorFlow {tf.__version__}, Python {platform.python_version()}"
 
 
+def load_average():
+    return "/".join(f"{value:.2f}" for value in os.getloadavg()) + " (1/5/15 min)"
+
+
 def print_table(headers, rows):
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
     line = "| " + " | ".join(str(h).ljust(w) for h, w in zip(headers, widths)) + " |"

@@ -17,9 +17,17 @@ with autotuning off (see `keras_trainer`). All candidates live in one process: V
 about 13 GB of RAM, and about 20 GB with both keras_clip modes. Other work on the machine
 disturbs PyTorch far more than TensorFlow: check the load averages printed before and after.
 
+With `--memory`: peak resident memory and step time of keras_clip plain, with `remat=True`, with exact
+gradient accumulation (`compile(accumulation_steps=k)`) and with both, and of OpenAI's PyTorch model plain
+and with `torch.utils.checkpoint` per residual block, each in its own process (see benchmarks/train_memory.py);
+with `--memory --max-batch`, the largest batch each of them trains under `--memory-cap-gb`.
+
 Usage: python benchmarks/train.py [--model ViT-B/32] [--batch-size 32] [--steps 3] [--rounds 5]
        [--warmup 2] [--modes float32[,xla]] [--threads N]
-Target: keras_clip at least as fast as PyTorch (ratio >= 1.0x).
+       python benchmarks/train.py --memory [--max-batch] [--configs "keras_clip,keras_clip remat"]
+       [--accumulation-steps 4] [--memory-cap-gb 22] [--batch-limit 4096] [--rounds 1]
+Targets: keras_clip at least as fast as PyTorch (ratio >= 1.0x); with --memory at batch 32, keras_clip's
+peak at most PyTorch's, and remat at most 0.5x keras_clip's step memory at at most 1.35x its step time.
 """
 
 import argparse
@@ -34,6 +42,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
     interleaved_medians,
+    load_average,
     machine_description,
     matmul_peak_gflops,
     print_table,
@@ -41,6 +50,8 @@ from benchmarks.common import (  # noqa: E402
     torch_flops,
     torch_matmul_peak_gflops,
 )
+from benchmarks import train_memory  # noqa: E402
+from benchmarks.train_memory import CONFIGURATIONS  # noqa: E402
 
 MODES = ("float32", "xla")
 LEARNING_RATE = 5e-4
@@ -121,14 +132,41 @@ def parse_args():
     parser.add_argument("--model", default="ViT-B/32", help="architecture name (default ViT-B/32)")
     parser.add_argument("--batch-size", type=int, default=32, help="samples per step (default 32)")
     parser.add_argument("--steps", type=int, default=3, help="training steps per timed round, K (default 3)")
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per candidate (default 5)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="timed rounds per candidate (default 5; with --memory: 1)")
     parser.add_argument("--warmup", type=int, default=2,
                         help="untimed steps per candidate first, at least 1 (default 2)")
     parser.add_argument("--modes", default="float32",
                         help=f"comma-separated keras_clip modes, of {', '.join(MODES)} (default float32)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads of both frameworks (default: the CPUs this process may use)")
+    parser.add_argument("--memory", action="store_true",
+                        help="peak memory and step time of the training options, one process each")
+    parser.add_argument("--max-batch", action="store_true",
+                        help="with --memory: the largest batch each configuration trains under --memory-cap-gb")
+    parser.add_argument("--configs", default=None,
+                        help=f"with --memory: comma-separated configurations, of {', '.join(CONFIGURATIONS)}")
+    parser.add_argument("--accumulation-steps", type=int, default=4,
+                        help="micro-batches of the accumulation configurations (default 4)")
+    parser.add_argument("--memory-cap-gb", type=float, default=22.0,
+                        help="resident memory at which a configuration's process is stopped (default 22)")
+    parser.add_argument("--batch-limit", type=int, default=4096,
+                        help="with --max-batch: the largest batch tried (default 4096)")
+    parser.add_argument("--attempt-timeout", type=float, default=3600.0,
+                        help="with --max-batch: seconds one attempt may take (default 3600)")
+    parser.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rounds is None:
+        args.rounds = 1 if args.memory else 5
+    if args.threads is None and (args.memory or args.memory_worker):
+        args.threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if args.configs is not None:
+        args.configs = [name.strip() for name in args.configs.split(",") if name.strip()]
+        unknown = sorted(set(args.configs) - set(CONFIGURATIONS))
+        if unknown or not args.configs:
+            parser.error(f"unknown --configs {', '.join(unknown) or '(none)'}; choose from {', '.join(CONFIGURATIONS)}")
+    if args.memory and (args.accumulation_steps < 1 or args.batch_size % args.accumulation_steps):
+        parser.error("--accumulation-steps must be at least 1 and divide --batch-size")
     for name in ("batch_size", "steps", "rounds", "warmup"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -145,6 +183,11 @@ def parse_args():
 
 def main():
     args = parse_args()
+    if args.memory_worker:
+        return train_memory.worker_main(args.memory_worker, args.model, args.batch_size, args.accumulation_steps,
+                                        args.warmup, args.steps, args.threads)  # fmt: skip
+    if args.memory:
+        return train_memory.main(args)
     threads = set_threads(args.threads)
 
     from keras_clip.models.presets import get_preset
@@ -198,10 +241,6 @@ def main():
         ["", "samples/s", "s/step", "vs PyTorch", "GFLOP/s (of TF peak)", "first step s", "first step loss"], rows
     )
     print(f"\nPeak resident memory of this process: {peak_rss_gb():.1f} GB; load average now {load_average()}")
-
-
-def load_average():
-    return "/".join(f"{value:.2f}" for value in os.getloadavg()) + " (1/5/15 min)"
 
 
 def peak_rss_gb():
