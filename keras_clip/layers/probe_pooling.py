@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_clip.layers.activations import get_activation
 from keras_clip.layers.attention import scaled_dot_product_attention
+from keras_clip.layers.layer_normalization import LeanLayerNormalization
 from keras_clip.layers.residual_attention_block import LAYER_NORM_EPSILON
 
 
@@ -42,7 +43,7 @@ class ProbePooling(keras.layers.Layer):
         policy = self.dtype_policy
         self.in_proj = keras.layers.Dense(3 * width, name="in_proj", dtype=policy)
         self.out_proj = keras.layers.Dense(width, name="out_proj", dtype=policy)
-        self.ln = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="ln", dtype=policy)
+        self.ln = LeanLayerNormalization(epsilon=layer_norm_epsilon, name="ln", dtype=policy)
         self.c_fc = keras.layers.Dense(self.mlp_width, activation=get_activation(activation), name="c_fc", dtype=policy)
         self.c_proj = keras.layers.Dense(width, name="c_proj", dtype=policy)
 

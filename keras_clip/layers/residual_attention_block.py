@@ -1,9 +1,11 @@
 """Pre-LayerNorm transformer block: attention and an MLP, each with a residual."""
 
 import keras
+from keras import ops
 
-from keras_clip.layers.activations import get_activation
+from keras_clip.layers.activations import dense_of_activation, get_activation
 from keras_clip.layers.attention import FusedSelfAttention
+from keras_clip.layers.layer_normalization import LeanLayerNormalization
 
 LAYER_NORM_EPSILON = 1e-5  # OpenAI's and open_clip's (SigLIP's is 1e-6)
 
@@ -36,10 +38,11 @@ class ResidualAttentionBlock(keras.layers.Layer):
         self.activation = activation
         self.layer_norm_epsilon = layer_norm_epsilon
         policy = self.dtype_policy
-        self.ln_1 = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="ln_1", dtype=policy)
+        self.ln_1 = LeanLayerNormalization(epsilon=layer_norm_epsilon, name="ln_1", dtype=policy)
         self.attn = FusedSelfAttention(width, num_heads, causal=causal, name="attn", dtype=policy)
-        self.ln_2 = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="ln_2", dtype=policy)
-        self.c_fc = keras.layers.Dense(self.mlp_width, activation=get_activation(activation), name="c_fc", dtype=policy)
+        self.ln_2 = LeanLayerNormalization(epsilon=layer_norm_epsilon, name="ln_2", dtype=policy)
+        self.c_fc = keras.layers.Dense(self.mlp_width, name="c_fc", dtype=policy)  # activation: in `call`
+        get_activation(activation)  # an unknown name fails here
         self.c_proj = keras.layers.Dense(width, name="c_proj", dtype=policy)
 
     def build(self, input_shape):
@@ -47,9 +50,13 @@ class ResidualAttentionBlock(keras.layers.Layer):
             layer.build(input_shape)
         self.c_proj.build(tuple(input_shape)[:-1] + (self.mlp_width,))
 
-    def call(self, x):
+    def call(self, x, training=None):
         x = x + self.attn(self.ln_1(x))
-        return x + self.c_proj(self.c_fc(self.ln_2(x)))
+        hidden = self.c_fc(self.ln_2(x))
+        if training:  # c_proj(activation(hidden)), keeping only `hidden` for the gradient (see activations.py)
+            kernel, bias = (ops.cast(weight, hidden.dtype) for weight in (self.c_proj.kernel, self.c_proj.bias))
+            return x + dense_of_activation(hidden, kernel, bias, self.activation)
+        return x + self.c_proj(get_activation(self.activation)(hidden))
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_clip.layers.layer_normalization import LeanLayerNormalization
 from keras_clip.layers.residual_attention_block import LAYER_NORM_EPSILON
 from keras_clip.layers.shapes import check_token_shape
 from keras_clip.layers.transformer import Transformer
@@ -74,7 +75,7 @@ class TextTransformer(keras.layers.Layer):
         self.transformer = Transformer(width, num_layers, num_heads, causal, self.mlp_width, activation,
                                        layer_norm_epsilon, remat=remat, name="transformer", dtype=policy)  # fmt: skip
         self._set_block_initializers()
-        self.ln_final = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="ln_final", dtype=policy)
+        self.ln_final = LeanLayerNormalization(epsilon=layer_norm_epsilon, name="ln_final", dtype=policy)
 
     def build(self, input_shape=None):
         self.positional_embedding = self.add_weight(

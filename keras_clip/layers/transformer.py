@@ -48,7 +48,7 @@ class Transformer(keras.layers.Layer):
 
     def call(self, x, training=None):
         for block in self.resblocks:
-            x = rematerialized_call(block, x) if self.remat and training else block(x)
+            x = rematerialized_call(block, x, training=training) if self.remat and training else block(x)
         return x
 
     def compute_output_shape(self, input_shape):

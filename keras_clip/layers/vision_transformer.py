@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_clip.layers.layer_normalization import LeanLayerNormalization
 from keras_clip.layers.probe_pooling import ProbePooling
 from keras_clip.layers.residual_attention_block import LAYER_NORM_EPSILON
 from keras_clip.layers.shapes import check_image_shape
@@ -67,10 +68,10 @@ class VisionTransformer(keras.layers.Layer):
             width, patch_size, strides=patch_size, use_bias=not self.class_token, name="conv1", dtype=policy
         )
         if self.class_token:
-            self.ln_pre = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="ln_pre", dtype=policy)
+            self.ln_pre = LeanLayerNormalization(epsilon=layer_norm_epsilon, name="ln_pre", dtype=policy)
         self.transformer = Transformer(width, num_layers, num_heads, False, self.mlp_width, activation,
                                        layer_norm_epsilon, remat=remat, name="transformer", dtype=policy)  # fmt: skip
-        self.ln_post = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="ln_post", dtype=policy)
+        self.ln_post = LeanLayerNormalization(epsilon=layer_norm_epsilon, name="ln_post", dtype=policy)
         if not self.class_token:
             self.attn_pool = ProbePooling(width, num_heads, self.mlp_width, activation, layer_norm_epsilon,
                                           name="attn_pool", dtype=policy)  # fmt: skip

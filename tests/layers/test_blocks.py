@@ -26,3 +26,26 @@ def test_text_tower_pools_at_the_end_of_text_token():
     assert end < 76
     after_eot[0, end + 1:] = 7  # positions after EOT cannot reach the pooled one (causal mask)
     np.testing.assert_allclose(np.asarray(tower(tokens)), np.asarray(tower(after_eot)), atol=1e-6)
+
+
+def test_block_trains_with_the_inference_formulas_values_and_gradients():
+    # In training the block's LayerNorms and activation keep less for the backward pass
+    # (layer_normalization.py, activations.py): the same outputs, the same gradients to rounding.
+    import tensorflow as tf
+
+    from keras_clip.layers import ResidualAttentionBlock
+
+    block = ResidualAttentionBlock(width=64, num_heads=4, causal=True)
+    x = tf.constant(SEQUENCE)
+
+    def output_and_gradients(training):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = block(x, training=training)
+        return y, tape.gradient(y, [x] + block.trainable_variables, output_gradients=tf.sin(y))
+
+    trained, trained_gradients = output_and_gradients(True)
+    inferred, inferred_gradients = output_and_gradients(False)
+    np.testing.assert_array_equal(np.asarray(trained), np.asarray(inferred))
+    for ours, theirs in zip(trained_gradients, inferred_gradients):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), atol=1e-5 * np.abs(np.asarray(theirs)).max())
