@@ -17,7 +17,8 @@ Two checks bound what any pickle can cost, in proportion to its size:
   `ALLOWANCE` for tiny files; a tensor has at most `MAX_TENSOR_DIMS` dimensions.
 
 A real checkpoint's pickle stays far inside every limit (OpenAI's ViT-B/32 archive: 38 KB of
-pickle, ~2,000 objects, ~5,000 elements). Each refusal is an `UnsafeCheckpointError` naming the limit.
+pickle, 1,133 objects and 810 elements of the 70,334 and 103,925 allowed). Each refusal is an
+`UnsafeCheckpointError` naming the limit.
 
 Example:
 >>> scan_pickle(data, "model.pt: data.pkl")
@@ -60,6 +61,12 @@ def _refuse(where, what):
     return UnsafeCheckpointError(f"{where}: refused to load: {what}; no checkpoint needs that (a hostile file?)")
 
 
+def check_pickle_size(size, where):
+    """Refuse a pickle of more than `MAX_PICKLE_BYTES` (before reading it)."""
+    if size > MAX_PICKLE_BYTES:
+        raise _refuse(where, f"its pickle is {size:,} bytes, more than the limit of {MAX_PICKLE_BYTES:,}")
+
+
 def scan_pickle(data, where):
     """Check a pickle's opcodes before it is unpickled (see the module's docstring).
 
@@ -74,8 +81,7 @@ def scan_pickle(data, where):
         CheckpointError: a malformed pickle (unknown opcode, truncated argument, stack underflow).
         UnsafeCheckpointError: a limit is exceeded (named).
     """
-    if len(data) > MAX_PICKLE_BYTES:
-        raise _refuse(where, f"its pickle is {len(data):,} bytes, more than the limit of {MAX_PICKLE_BYTES:,}")
+    check_pickle_size(len(data), where)
     stack, marks, memo = [], [0], []  # marks[-1]: where the objects above the last MARK begin
     colliding_keys = 0
     position = 0

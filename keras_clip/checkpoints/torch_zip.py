@@ -31,7 +31,7 @@ import zlib
 
 import numpy as np
 
-from keras_clip.checkpoints.pickle_limits import PickleBudget, scan_pickle
+from keras_clip.checkpoints.pickle_limits import PickleBudget, check_pickle_size, scan_pickle
 from keras_clip.checkpoints.restricted_unpickler import (
     Refused,
     RestrictedUnpickler,
@@ -146,8 +146,9 @@ class TorchArchive:
 
     def unpickle(self, record="data.pkl"):
         """The object pickled in `<prefix>/<record>`, tensors as `TensorRecord`s, and the pickle's `PickleBudget`."""
-        data = self.read_record(self.prefix + record)
         where = f"{self.path}: {record}"
+        check_pickle_size(self.infos[self.prefix + record].file_size, where)
+        data = self.read_record(self.prefix + record)
         budget = PickleBudget(len(data), where)
         try:
             scan_pickle(data, where)

@@ -13,6 +13,7 @@ import textwrap
 
 import pytest
 
+from keras_clip.checkpoints import pickle_limits, torch_zip
 from keras_clip.checkpoints.pickle_limits import (
     MAX_COLLIDING_KEYS,
     MAX_TUPLE_NESTING,
@@ -161,3 +162,12 @@ def test_budget_is_proportional_to_the_pickle():
         budget.spend("elements", 1, "torch.Size")
     assert PickleBudget(8_000_000, "large.pt").limits == {
         "objects": 1_065_536, "elements": 8_065_536, "name characters": 128_065_536}  # fmt: skip
+
+
+def test_a_pickle_larger_than_the_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(pickle_limits, "MAX_PICKLE_BYTES", 1000)
+    path = hostile.write_archive(str(tmp_path / "large.pt"), hostile.colliding_keys_pickle(100))
+    monkeypatch.setattr(torch_zip.TorchArchive, "read_record", None)  # never called
+    with pytest.raises(UnsafeCheckpointError, match=r"large.pt: data.pkl: refused to load: its pickle is 1,202 "
+                                                    r"bytes, more than the limit of 1,000"):  # fmt: skip
+        torch_zip.read_torch_state_dict(path)
