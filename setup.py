@@ -47,6 +47,8 @@ setup(
             "matplotlib",
             "pillow>=13",  # the resizing tests compare with Pillow 13's pass order, bit for bit
             "psutil",
+            # Fuzz tests of the checkpoint readers (tests/helpers/fuzzing.py): generated inputs, derandomized.
+            "hypothesis",
             # Real photographs bundled with these packages are the preprocessing tests' inputs.
             "scikit-learn",
             "scikit-image",

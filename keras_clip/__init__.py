@@ -41,6 +41,7 @@ _PUBLIC = {
     "embed_images": "keras_clip.serving.embedding",
     "embed_texts": "keras_clip.serving.embedding",
     "search": "keras_clip.serving.search",
+    "CacheFolderError": "keras_clip.errors",
     "CheckpointError": "keras_clip.errors",
     "ChecksumError": "keras_clip.errors",
     "CorruptImageError": "keras_clip.errors",

@@ -1,7 +1,8 @@
 """Every error keras_clip raises on purpose, in one place.
 
 - `CheckpointError`: a checkpoint file that cannot be read (truncated, corrupt, unsupported);
-  `UnsafeCheckpointError` when its pickle asks for anything but tensors.
+  `UnsafeCheckpointError` when its pickle asks for anything but tensors, or for more than its size
+  justifies; `CacheFolderError` when the cache folder is not a folder.
 - `StateDictError`: readable weights that do not fit the architecture they describe.
 - `DownloadError`: a download that failed; `ChecksumError` when its bytes are not the published ones.
 - `CorruptImageError`: an image that cannot be read or decoded, with its index and path where known.
@@ -19,6 +20,10 @@ class UnsafeCheckpointError(CheckpointError):
 
     Nothing from the file is ever executed: the pickle is refused at the first such request.
     """
+
+
+class CacheFolderError(CheckpointError):
+    """The cache folder (`cache_dir=`, else `$KERAS_CLIP_CACHE`) is a file, or lies inside one."""
 
 
 class StateDictError(ValueError):

@@ -54,6 +54,7 @@ from keras_clip.models.presets import (
     model_name,
     preset_by_sha256,
 )
+from keras_clip.utils.atomic_files import remove_stale_temporaries
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -266,6 +267,8 @@ def load_with_preprocessing(name_or_path, cache_dir=None, verbose=True, dtype=No
 def _model_and_preprocessing(name_or_path, cache_dir, verbose, dtype, pretrained, architecture):
     dtype = model_dtype(dtype)
     root = download.cache_root(cache_dir)
+    for folder in (root, os.path.dirname(converted_path(root, ""))):  # files of loads killed while writing
+        remove_stale_temporaries(folder)
     name_or_path = os.fspath(name_or_path)
     preset = find_preset(name_or_path, pretrained)
     if preset is None and name_or_path.startswith(HUB_PREFIX):

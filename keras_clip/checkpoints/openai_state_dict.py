@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from keras_clip.checkpoints.dtypes import model_dtype
 from keras_clip.checkpoints.stored_array import reads_into_new_memory
-from keras_clip.errors import StateDictError
+from keras_clip.errors import CheckpointError, StateDictError
 from keras_clip.models.clip import CLIP
 from keras_clip.models.temperature import SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE
 
@@ -313,6 +313,8 @@ def assign_state_dict(planned, state_dict, on_value=None):
         try:
             value = convert(as_tensor(state_dict[key]))
             layout = f"Keras layout {tuple(value.shape)}"
+        except CheckpointError:  # the file could not be read (truncated, corrupt): not a shape problem
+            raise
         except (tf.errors.InvalidArgumentError, ValueError):  # e.g. a 2-D array for a convolution kernel
             value, layout = None, "not convertible to the Keras layout"
         if value is None or tuple(value.shape) != tuple(variable.shape):
