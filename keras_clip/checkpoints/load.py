@@ -18,6 +18,7 @@ import os
 import warnings
 
 from keras_clip.checkpoints import download
+from keras_clip.checkpoints.architecture import same_architecture, with_architecture
 from keras_clip.checkpoints.cache_writer import CacheWriter
 from keras_clip.checkpoints.converted_cache import checkpoint_sha256, converted_path, load_converted, remembered_sha256
 from keras_clip.checkpoints.deferred_init import build_with_assigned_values
@@ -25,13 +26,7 @@ from keras_clip.checkpoints.dtypes import model_dtype
 from keras_clip.checkpoints.hub import download_from_hub, hub_sha256
 from keras_clip.checkpoints.hf_names import hf_to_openai, is_hf_clip
 from keras_clip.checkpoints.keras_files import load_model_file, load_weights_file
-from keras_clip.checkpoints.openai_state_dict import (
-    assign_state_dict,
-    assignments,
-    model_for_state_dict,
-    same_architecture,
-    with_architecture,
-)
+from keras_clip.checkpoints.openai_state_dict import assign_state_dict, assignments, model_for_state_dict
 from keras_clip.checkpoints.publisher_configs import (
     open_clip_architecture,
     open_clip_preprocessing,
