@@ -1,0 +1,15 @@
+"""Shared settings of the fuzz tests: 2,000 generated inputs per parser by default, more on request.
+
+Set KERAS_CLIP_FUZZ_EXAMPLES (e.g. 100000) to run more.
+"""
+
+import os
+
+import hypothesis
+
+FUZZ_EXAMPLES = int(os.environ.get("KERAS_CLIP_FUZZ_EXAMPLES", "2000"))
+
+
+def fuzz_settings():
+    return hypothesis.settings(max_examples=FUZZ_EXAMPLES, deadline=None,
+                               suppress_health_check=list(hypothesis.HealthCheck), database=None, derandomize=True)
