@@ -32,6 +32,12 @@ def _encode(item, index, caller):
     raise TypeError(f"{caller} takes texts (str or bytes); the item{position} is of type {type(item).__name__}")
 
 
+def _plain_texts(texts):
+    if isinstance(texts, np.ndarray):
+        return texts.dtype.kind in "SU"
+    return isinstance(texts, (list, tuple)) and all(isinstance(item, (str, bytes)) for item in texts)
+
+
 def texts_to_tensor(texts, caller="the tokenizer"):
     """A str, bytes, or list / tuple (1-D) / numpy array of them -> `tf.string` of that shape (UTF-8).
 
@@ -44,6 +50,11 @@ def texts_to_tensor(texts, caller="the tokenizer"):
     """
     if isinstance(texts, (str, bytes, np.bytes_)):
         return tf.constant(_encode(texts, None, caller), tf.string)
+    if _plain_texts(texts):
+        try:
+            return tf.constant(texts, tf.string)  # the fast path: no item holds a surrogate
+        except (ValueError, UnicodeError):
+            pass
     if isinstance(texts, (list, tuple)):
         shape, items = [len(texts)], texts
     elif isinstance(texts, np.ndarray):

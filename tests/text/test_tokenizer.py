@@ -7,7 +7,14 @@ import pytest
 import tensorflow as tf
 
 from keras_clip.errors import InvalidTextError
-from keras_clip.text.bpe import EOT_ID, SOT_ID, VOCAB_SIZE, BytePairEncoder, load_vocabulary
+from keras_clip.text.bpe import (
+    EOT_ID,
+    MAX_CACHED_WORD_BYTES,
+    SOT_ID,
+    VOCAB_SIZE,
+    BytePairEncoder,
+    load_vocabulary,
+)
 from keras_clip.text.tokenizer import Tokenizer, tokenize
 from tests.helpers.tokenizer_corpus import build_corpus
 from tests.helpers.tokenizer_reference import mojibake_repair_changes, reference_tokenize, reference_tokenizer
@@ -202,6 +209,11 @@ def test_words_in_vocabulary_never_run_the_merge_loop():
     first = encoder.encode(rare).to_list()
     assert int(encoder._cache.size()) == 4
     assert encoder.encode(rare).to_list() == first and int(encoder._cache.size()) == 4
+    # Words longer than MAX_CACHED_WORD_BYTES are merged anew each time: unique long words cannot fill memory.
+    longest, too_long = "qz" * (MAX_CACHED_WORD_BYTES // 2), "qz" * (MAX_CACHED_WORD_BYTES // 2) + "q"
+    ids = encoder.encode(tf.constant([longest, too_long])).to_list()
+    assert int(encoder._cache.size()) == 5
+    assert ids == [[openai.encoder[token] for token in openai.bpe(word).split()] for word in (longest, too_long)]
 
 
 def test_merge_loop_equals_openai_bpe_on_random_words():

@@ -16,15 +16,17 @@ from hypothesis import strategies as st
 
 from keras_clip.errors import InvalidTextError
 from keras_clip.text.bpe import EOT_ID, SOT_ID, VOCAB_SIZE
+from keras_clip.text.python_texts import fix_surrogates
 from keras_clip.text.sentencepiece_tokenizer import SentencePieceTokenizer
 from keras_clip.text.tokenizer import tokenize
 from tests.helpers.fuzzing import FUZZ_EXAMPLES, fuzz_settings
 from tests.helpers.sentencepiece_models import siglip_like_model, write_siglip_like_model
-from tests.helpers.tokenizer_reference import reference_tokenize
+from tests.helpers.tokenizer_reference import reference_tokenize, reference_tokenizer
 
 TEXTS_PER_CALL = 10
 REFERENCE_CHARACTERS = 300  # longer texts (repetitions) are checked for validity only: the reference is slow
-MEMORY_CAP_MB = 300  # growth of the peak RSS over all of one test's calls
+MEMORY_CAP_MB = 150  # growth of the peak RSS over all of one test's calls, beyond hypothesis' own:
+HYPOTHESIS_MB_PER_EXAMPLE = 0.04  # its record of the examples tried (measured: 35 MB per 1,000 with a no-op test)
 ANY_CHARACTER = st.characters(exclude_categories=())  # surrogates, controls, unassigned code points too
 MARKUP = st.sampled_from(["&", "&amp;", "&#", "&#x", ";", "<", ">", "'s", "\r\n", "\x1b[", "\u3000", "Σ", "ﬁ", " "])
 TEXT = st.one_of(
@@ -38,12 +40,24 @@ TEXT = st.one_of(
 CALLS = st.lists(TEXT, min_size=TEXTS_PER_CALL, max_size=TEXTS_PER_CALL)
 
 
+EXAMPLES = max(1, FUZZ_EXAMPLES // TEXTS_PER_CALL)
+
+
 def per_call_settings():
-    return settings(fuzz_settings(), max_examples=max(1, FUZZ_EXAMPLES // TEXTS_PER_CALL))
+    return settings(fuzz_settings(), max_examples=EXAMPLES)
+
+
+def memory_cap_mb():
+    return MEMORY_CAP_MB + HYPOTHESIS_MB_PER_EXAMPLE * EXAMPLES
 
 
 def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def forget_reference_words():
+    reference = reference_tokenizer(mojibake_repair=False)
+    reference.cache = {token: token for token in ("<|startoftext|>", "<|endoftext|>")}
 
 
 def check_clip_ids(ids, count):
@@ -65,6 +79,7 @@ def test_clip_tokenizer_on_generated_texts():
         check_clip_ids(ids, len(texts))
         compared = [i for i, text in enumerate(texts) if isinstance(text, str) and len(text) <= REFERENCE_CHARACTERS]
         expected = reference_tokenize([texts[i] for i in compared], truncate=True, mojibake_repair=False)
+        forget_reference_words()  # OpenAI's word cache grows without bound: measure ours only
         np.testing.assert_array_equal(ids[compared], expected)
         try:
             strict = tokenize(texts)
@@ -77,7 +92,7 @@ def test_clip_tokenizer_on_generated_texts():
             np.testing.assert_array_equal(strict, ids)
 
     run()
-    assert peak_rss_mb() - start < MEMORY_CAP_MB
+    assert peak_rss_mb() - start < memory_cap_mb()
 
 
 def test_sentencepiece_tokenizer_on_generated_texts(tmp_path):
@@ -96,7 +111,7 @@ def test_sentencepiece_tokenizer_on_generated_texts(tmp_path):
         assert ids.shape == (len(texts), 16) and ids.dtype == np.int32
         assert ((ids >= 0) & (ids < tokenizer.vocabulary_size)).all()
         assert (ids == tokenizer.eos_id).any(axis=1).all()
-        utf8 = [text.encode("utf-8", "replace") if isinstance(text, str) else text for text in texts]
+        utf8 = [fix_surrogates(text).encode("utf-8") if isinstance(text, str) else text for text in texts]
         compared = [i for i, text in enumerate(texts) if isinstance(text, str)
                     and text == text.encode("utf-8", "replace").decode("utf-8")]  # fmt: skip
         np.testing.assert_array_equal(traced(tf.constant(utf8)), ids)  # eager equals graph
@@ -108,4 +123,4 @@ def test_sentencepiece_tokenizer_on_generated_texts(tmp_path):
             np.testing.assert_array_equal(ids[compared], expected)
 
     run()
-    assert peak_rss_mb() - start < MEMORY_CAP_MB
+    assert peak_rss_mb() - start < memory_cap_mb()
