@@ -47,8 +47,7 @@ setup(
             "matplotlib",
             "pillow>=13",  # the resizing tests compare with Pillow 13's pass order, bit for bit
             "psutil",
-            # Fuzz tests of the checkpoint readers (tests/helpers/fuzzing.py): generated inputs, derandomized.
-            "hypothesis",
+            "hypothesis",  # fuzz tests: generated hostile inputs for every parser (tests/helpers/fuzzing.py)
             # Real photographs bundled with these packages are the preprocessing tests' inputs.
             "scikit-learn",
             "scikit-image",

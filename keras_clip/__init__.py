@@ -46,6 +46,7 @@ _PUBLIC = {
     "ChecksumError": "keras_clip.errors",
     "CorruptImageError": "keras_clip.errors",
     "DownloadError": "keras_clip.errors",
+    "InvalidTextError": "keras_clip.errors",
     "StateDictError": "keras_clip.errors",
     "UnsafeCheckpointError": "keras_clip.errors",
     "data": "keras_clip.data",

@@ -6,6 +6,7 @@
 - `StateDictError`: readable weights that do not fit the architecture they describe.
 - `DownloadError`: a download that failed; `ChecksumError` when its bytes are not the published ones.
 - `CorruptImageError`: an image that cannot be read or decoded, with its index and path where known.
+- `InvalidTextError`: a text a tokenizer cannot take, with its index and its beginning.
 """
 
 import tensorflow as tf
@@ -73,3 +74,39 @@ def describe_image(index=None, path=None):
     if index is not None:
         return f"the image at index {index}"
     return "the image"
+
+
+class InvalidTextError(ValueError):
+    """A text a tokenizer cannot turn into ids (e.g. too long for the context with `truncate=False`).
+
+    `index` is its position in what the caller passed; the message quotes at most its first 80 characters.
+
+    Args:
+        reason: what went wrong.
+        index: position of the text, if known.
+        text: the text (str or bytes), quoted shortened in the message.
+    """
+
+    _keras_call_info_injected = True  # as CorruptImageError: the message already names the text
+
+    def __init__(self, reason, index=None, text=None):
+        self.reason = reason
+        self.index = index
+        self.text = text
+        super().__init__(f"Could not tokenize {describe_text(index, text)}: {reason}")
+
+    def __reduce__(self):
+        return type(self), (self.reason, self.index, self.text)
+
+
+def describe_text(index=None, text=None, limit=80):
+    """How messages name a text: "the text at index 3 ('a b c …', 100,000 characters)", cut to `limit` characters."""
+    name = "the text" if index is None else f"the text at index {index}"
+    if text is None:
+        return name
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    shown = repr(text[:limit])
+    if len(text) > limit or len(shown) > limit + 2:  # escapes lengthen the quote: cut it too
+        shown = shown[:limit] + "…"
+    return f"{name} ({shown}, {len(text):,} characters)"

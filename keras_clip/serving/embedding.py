@@ -11,6 +11,7 @@ from keras_clip.errors import CorruptImageError
 from keras_clip.image.decoding import decode_image
 from keras_clip.image.files import list_image_files
 from keras_clip.image.preprocessing import preprocess_image
+from keras_clip.text.python_texts import texts_to_tensor
 from keras_clip.text.tokenizer import Tokenizer
 from keras_clip.utils.atomic_files import save_npy
 from keras_clip.utils.normalization import l2_normalize
@@ -190,7 +191,7 @@ def embed_texts(model, texts, batch_size=256, normalize=True, output=None, verbo
     if not isinstance(texts, tf.data.Dataset):
         texts = list(texts)
         total = len(texts)
-        texts = tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string) if texts else tf.zeros([0], tf.string))
+        texts = tf.data.Dataset.from_tensor_slices(texts_to_tensor(texts, "embed_texts"))
     if tokenizer is None:
         if model.logit_bias is not None:
             raise ValueError("A SigLIP model's texts need its tokenizer: embed_texts(model, texts, "

@@ -22,7 +22,11 @@ def test_embed_then_search(tmp_path, capsys):
     arguments = ["embed", str(tmp_path / "photos"), "--out", str(out), "--model", str(tmp_path / "tiny.keras")]
     assert main(arguments + ["--skip-errors"]) == 0
     captured = capsys.readouterr()
-    assert "Wrote 4 embeddings of size 32" in captured.out and "skipped 1 unreadable images" in captured.out
+    assert "Wrote 4 embeddings of size 32" in captured.out
+    assert "; skipped 1 unreadable files (--verbose lists them)" in captured.out and not captured.err
+    assert main(arguments + ["--skip-errors", "--verbose"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip().endswith("; skipped 1 unreadable files")
     assert captured.err.strip() == f"skipped (unreadable): {tmp_path / 'photos' / 'broken.png'}"
     index = json.loads((tmp_path / "photos.json").read_text())
     assert index["paths"] == paths and np.load(out).shape == (4, 32)
