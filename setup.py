@@ -47,6 +47,7 @@ setup(
             "matplotlib",
             "pillow>=13",  # the resizing tests compare with Pillow 13's pass order, bit for bit
             "psutil",
+            "hypothesis",  # fuzz tests of the parsers of untrusted input (image headers, checkpoints, text)
             # Real photographs bundled with these packages are the preprocessing tests' inputs.
             "scikit-learn",
             "scikit-image",
