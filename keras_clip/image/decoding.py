@@ -125,7 +125,7 @@ def _decode(data, name, max_pixels):
         return _decode_format(header.kind, header.data)
 
     def decode():
-        image, decoded = attempt(_decode_format, (header.kind, header.data), tf.zeros([0, 0, 3], tf.uint8))
+        image, decoded = _attempt_decoding(header.kind, header.data)
         format_name = tf.gather(tf.constant(FORMATS), header.kind)
         corrupt = message("its ", tf.strings.length(data), " bytes are not a valid ", format_name,
                           " file (corrupt or truncated data)")  # fmt: skip
@@ -133,6 +133,12 @@ def _decode(data, name, max_pixels):
 
     image = tf.cond(tf.equal(reason, ""), decode, lambda: _fail(name, reason))
     return tf.ensure_shape(image, [None, None, 3])
+
+
+@tf.function(input_signature=[tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.string)], autograph=False)
+def _attempt_decoding(kind, data):
+    """(pixels, True), or (an empty image, False) when the decoder fails: in graphs (one function, traced once)."""
+    return attempt(_decode_format, (kind, data), tf.zeros([0, 0, 3], tf.uint8))
 
 
 def _decode_format(kind, data):

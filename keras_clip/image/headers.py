@@ -186,7 +186,7 @@ def read_header(data):
 
     Example:
     >>> header = read_header(tf.io.read_file("cat.jpg"))
-    >>> FORMATS[header.kind], int(header.width), int(header.height)
+    >>> FORMATS[int(header.kind)], int(header.width), int(header.height)
     ('JPEG', 451, 300)
     """
     padded = tf.strings.join([tf.strings.substr(data, 0, _HEADER_BYTES), b"\0" * _HEADER_BYTES])

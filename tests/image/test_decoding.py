@@ -163,6 +163,9 @@ def test_corrupt_bytes_raise_invalid_argument_saying_what_failed(case):
     with pytest.raises(tf.errors.InvalidArgumentError, match=expected):
         dataset = tf.data.Dataset.from_tensor_slices([data]).map(lambda element: decode_image(element, index=4))
         next(iter(dataset))
+    named = "Could not decode holiday.jpg: .*" + (graph_message or eager_message)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=named):
+        tf.function(decode_image)(tf.constant(data), path=tf.constant("holiday.jpg"))
 
 
 def test_error_names_the_image():
