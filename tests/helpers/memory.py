@@ -1,20 +1,17 @@
 """Resident memory of this process (Linux /proc), and scripts run in a child process under a memory cap.
 
 `peak_growth_mb()` measures how far a block of code raises this process's peak resident set above what
-it held before (the peak is reset first, through /proc/self/clear_refs). `run_capped` runs a Python
-script in a fresh process that is killed as soon as its resident memory passes a cap, so that a test of
-code that would take gigabytes fails quickly instead of taking the machine down.
+it held before (the peak is reset first, through /proc/self/clear_refs). `capped_job` / `run_capped` run
+a Python script in a fresh process that ends itself as soon as its resident memory passes a cap, so that
+a test of code that would take gigabytes fails quickly instead of taking the machine down.
 """
 
 import contextlib
 import json
 import os
-import subprocess
 import sys
-import tempfile
-import time
 
-import psutil
+from tests.helpers.background import Job
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -32,6 +29,26 @@ def memory_mb():
 def reset_peak():
     with open("/proc/self/clear_refs", "w") as handle:
         handle.write("5")
+"""
+
+# Then a thread that ends the process once its resident set passes CAP_MB (a test of code that would take
+# gigabytes fails quickly instead of taking the machine down).
+_WATCHDOG = r"""
+import threading, time
+
+
+def _watch_memory(cap_mb):
+    page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
+    while True:
+        with open("/proc/self/statm") as handle:
+            resident_mb = int(handle.read().split()[1]) * page_mb
+        if resident_mb > cap_mb:
+            print(json.dumps({"killed_at_mb": resident_mb}), flush=True)
+            os._exit(137)
+        time.sleep(0.005)
+
+
+threading.Thread(target=_watch_memory, args=(CAP_MB,), daemon=True).start()
 """
 
 
@@ -63,50 +80,37 @@ def peak_growth_mb():
 
 
 class CappedRun:
-    """What `run_capped` saw: `returncode`, `stdout`, `stderr`, `killed` (the cap was passed), `peak_mb`
-    (the child's largest resident set sampled), and `results`: the JSON objects the script printed, one a line."""
+    """What a capped script did: `returncode`, `stdout`, `stderr`, `killed` (it passed its memory cap, at
+    `killed_at_mb`), and `results`: the JSON objects it printed, one a line."""
 
-    def __init__(self, returncode, stdout, stderr, killed, peak_mb):
+    def __init__(self, returncode, stdout, stderr):
         self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-        self.killed, self.peak_mb = killed, peak_mb
         self.results = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+        self.killed_at_mb = next((r["killed_at_mb"] for r in self.results if "killed_at_mb" in r), None)
+        self.killed = self.killed_at_mb is not None
+        self.results = [result for result in self.results if "killed_at_mb" not in result]
 
     def __repr__(self):
-        return (f"CappedRun(returncode={self.returncode}, killed={self.killed}, peak_mb={self.peak_mb:.0f}, "
+        return (f"CappedRun(returncode={self.returncode}, killed_at_mb={self.killed_at_mb}, "
                 f"results={self.results}, stderr={self.stderr[-2000:]!r})")  # fmt: skip
 
 
-def run_capped(script, cap_mb, timeout=300):
-    """Runs `script` (Python source; `memory_mb()`, `reset_peak()` and `json` predefined) in a fresh process
-    importing this checkout, and kills it once its resident memory exceeds `cap_mb` (sampled every 5 ms).
-
-    Returns:
-        A `CappedRun`; the script reports by printing JSON objects, one a line.
-    """
+def capped_job(script, cap_mb):
+    """A tests/helpers/background.py `Job` running `script` (Python source; `memory_mb()`, `reset_peak()`,
+    `json`, `os` and `sys` predefined) in a fresh process importing this checkout, which ends itself
+    (status 137) once its resident memory exceeds `cap_mb`: a thread samples it every 5 ms. "{folder}" in
+    `script` is the job's own temporary folder. Read it with `capped_result(job)`."""
+    watchdog = _WATCHDOG.replace("CAP_MB", repr(float(cap_mb)))
     env = dict(os.environ, PYTHONPATH=REPOSITORY + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    # Output goes to files: a pipe nobody reads while the child runs could fill up and stall it.
-    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
-        process = subprocess.Popen([sys.executable, "-c", _PRELUDE + script], stdout=stdout, stderr=stderr,
-                                   env=env, cwd=REPOSITORY)  # fmt: skip
-        peak, killed = _watch(process, cap_mb, timeout)
-        stdout.seek(0)
-        stderr.seek(0)
-        return CappedRun(process.returncode, stdout.read(), stderr.read(), killed, peak)
+    return Job([sys.executable, "-c", _PRELUDE + watchdog + script], env=env, cwd=REPOSITORY)
 
 
-def _watch(process, cap_mb, timeout):
-    """Samples the child's resident set until it exits; kills it past `cap_mb` or `timeout`. (peak MB, killed)"""
-    watched = psutil.Process(process.pid)
-    peak, killed, deadline = 0.0, False, time.monotonic() + timeout
-    while process.poll() is None:
-        try:
-            peak = max(peak, watched.memory_info().rss / 2**20)
-        except psutil.NoSuchProcess:
-            break
-        if peak > cap_mb or time.monotonic() > deadline:
-            killed = peak > cap_mb
-            process.kill()
-            break
-        time.sleep(0.005)
-    process.wait()
-    return peak, killed
+def capped_result(job, timeout=600):
+    """The `CappedRun` of a `capped_job` (run now if no one started it)."""
+    result = job.result(timeout)
+    return CappedRun(result.returncode, result.stdout, result.stderr)
+
+
+def run_capped(script, cap_mb, timeout=600):
+    """Runs `script` as `capped_job` does, now; its `CappedRun`."""
+    return capped_result(capped_job(script, cap_mb), timeout)
