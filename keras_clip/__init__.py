@@ -45,6 +45,7 @@ _PUBLIC = {
     "CheckpointError": "keras_clip.errors",
     "ChecksumError": "keras_clip.errors",
     "CorruptImageError": "keras_clip.errors",
+    "ImageTooLargeError": "keras_clip.errors",
     "DownloadError": "keras_clip.errors",
     "InvalidTextError": "keras_clip.errors",
     "StateDictError": "keras_clip.errors",

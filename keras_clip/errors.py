@@ -5,7 +5,8 @@
   justifies; `CacheFolderError` when the cache folder is not a folder.
 - `StateDictError`: readable weights that do not fit the architecture they describe.
 - `DownloadError`: a download that failed; `ChecksumError` when its bytes are not the published ones.
-- `CorruptImageError`: an image that cannot be read or decoded, with its index and path where known.
+- `CorruptImageError`: an image that cannot be read or decoded, with its index and path where known;
+  `ImageTooLargeError` when its header claims more pixels than `max_pixels`.
 - `InvalidTextError`: a text a tokenizer cannot take, with its index and its beginning.
 """
 
@@ -74,6 +75,14 @@ def describe_image(index=None, path=None):
     if index is not None:
         return f"the image at index {index}"
     return "the image"
+
+
+class ImageTooLargeError(CorruptImageError):
+    """An encoded image whose header claims more pixels than allowed (`max_pixels`): refused before decoding.
+
+    A few kilobytes of PNG or GIF can describe gigapixels of one colour (a decompression bomb); the
+    limit (PIL's 178,956,970 pixels by default) bounds what one image can cost.
+    """
 
 
 class InvalidTextError(ValueError):

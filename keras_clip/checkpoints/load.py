@@ -13,6 +13,7 @@ same checkpoint again skips reading and converting it. `dtype="bfloat16"` (or an
 """
 
 import concurrent.futures
+import dataclasses
 import json
 import os
 import warnings
@@ -38,7 +39,7 @@ from keras_clip.checkpoints.stored_array import prefetched
 from keras_clip.checkpoints.torch_zip import LEGACY_TORCH_MAGIC, ZIP_MAGIC, read_torch_state_dict
 from keras_clip.errors import CheckpointError, ChecksumError, StateDictError
 from keras_clip.image.preprocessing import ImagePreprocessor
-from keras_clip.image.settings import Preprocessing
+from keras_clip.image.settings import DEFAULT_MAX_PIXELS, Preprocessing
 from keras_clip.models.presets import (
     HUB_FILES,
     PRESETS,
@@ -333,7 +334,8 @@ def load_model(name_or_path, cache_dir=None, verbose=True, dtype=None, pretraine
     return load_with_preprocessing(name_or_path, cache_dir, verbose, dtype, pretrained, architecture)[0]
 
 
-def load(name_or_path, cache_dir=None, dtype=None, verbose=True, pretrained=None, architecture=None):
+def load(name_or_path, cache_dir=None, dtype=None, verbose=True, pretrained=None, architecture=None,
+         max_pixels=DEFAULT_MAX_PIXELS):  # fmt: skip
     """A CLIP model and its image preprocessing, from a released model's name or a checkpoint.
 
     Args:
@@ -361,6 +363,9 @@ def load(name_or_path, cache_dir=None, dtype=None, verbose=True, pretrained=None
         pretrained: open_clip's tag, with an architecture name: `load("ViT-B-32", pretrained="laion2b_s34b_b79k")`.
         architecture: for a checkpoint without a config: open_clip's architecture name ("ViT-H-14";
             "ViT-H-14-quickgelu" for QuickGELU) or a dict of `CLIP` arguments the weights cannot tell.
+        max_pixels: encoded images of more pixels (width x height, read from their header) are refused
+            before they are decoded, by the returned preprocessor and the model's `preprocessing` (used by
+            `embed_images`, evaluation and SavedModel exports); None: no limit. Default: PIL's 178,956,970.
 
     Returns:
         `(model, preprocess)`: a `keras_clip.CLIP` and the `keras_clip.ImagePreprocessor` the checkpoint
@@ -379,4 +384,5 @@ def load(name_or_path, cache_dir=None, dtype=None, verbose=True, pretrained=None
     >>> half_model, _ = keras_clip.load("ViT-B/32", dtype="bfloat16")
     """
     model, preprocessing = load_with_preprocessing(name_or_path, cache_dir, verbose, dtype, pretrained, architecture)
+    model.preprocessing = preprocessing = dataclasses.replace(preprocessing, max_pixels=max_pixels)
     return model, ImagePreprocessor.from_settings(preprocessing)

@@ -15,6 +15,7 @@ def add_arguments(parser):
     parser.add_argument("folder", help="folder searched recursively for .jpg/.jpeg/.png/.gif/.bmp/.webp files")
     parser.add_argument("--out", required=True, help="embeddings file to write (.npy); the file list goes to .json")
     arguments.add_model(parser)
+    arguments.add_max_pixels(parser)
     arguments.add_batch_size(parser, 32)
     parser.add_argument(
         "--skip-errors",

@@ -69,7 +69,8 @@ def prepare_example(image, captions, seed, image_resolution, augment=True, path=
         raise ValueError(f"image_resolution {image_resolution} differs from the preprocessing's "
                          f"{settings.image_resolution}")  # fmt: skip
     if augment:
-        pixels = augment_image(image, image_resolution, image_seed, normalize=False, path=path)
+        pixels = augment_image(image, image_resolution, image_seed, normalize=False, path=path,
+                               max_pixels=settings.max_pixels)
         image = normalize_image(pixels, settings.mean, settings.std)
     else:
         image = preprocess_image(image, **dataclasses.asdict(settings), path=path)

@@ -337,3 +337,12 @@ def test_every_format_matches_the_reference_without_torch(every_format_loaded):
         if not label.endswith((".keras", ".weights_h5"))
     }
     assert converted == expected
+
+
+def test_max_pixels_travels_with_the_loaded_model(tmp_path):
+    path = str(tmp_path / "tiny.keras")
+    save_model_file(keras_clip.CLIP(**checkpoint_files.SMALL_VIT), path)
+    model, preprocess = keras_clip.load(path, max_pixels=1000)
+    assert preprocess.settings.max_pixels == model.preprocessing.max_pixels == 1000
+    model, preprocess = keras_clip.load(path)
+    assert preprocess.settings.max_pixels == model.preprocessing.max_pixels == 178_956_970

@@ -36,3 +36,14 @@ def test_embed_then_search(tmp_path, capsys):
     rows, scores = search(np.load(out), embed_texts(model, ["a dog on a beach"], verbose=False), top_k=3)
     assert lines[0] == "'a dog on a beach':"
     assert [line.split()[1:] for line in lines[1:]] == [[f"{s:.4f}", paths[r]] for r, s in zip(rows[0], scores[0])]
+
+
+def test_embed_refuses_images_over_max_pixels(tmp_path, capsys):
+    tiny_clip().save(tmp_path / "tiny.keras")
+    paths = write_photos(tmp_path / "photos", 2)
+    arguments = ["embed", str(tmp_path / "photos"), "--out", str(tmp_path / "photos.npy"), "--model",
+                 str(tmp_path / "tiny.keras"), "--max-pixels", "1000"]  # fmt: skip
+    assert main(arguments) == 1
+    assert f"Could not decode {paths[0]}: its " in capsys.readouterr().err
+    assert main(arguments + ["--skip-errors"]) == 0
+    assert np.load(tmp_path / "photos.npy").shape == (0, 32)
