@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from keras_clip.checkpoints.safetensors_io import read_safetensors, write_safetensors
 from keras_clip.errors import CheckpointError
 from tests.helpers.fuzzing import fuzz_settings
-from tests.helpers.memory_peak import PeakMemory
+from tests.helpers.memory import PeakMemory
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 

@@ -15,7 +15,7 @@ from keras_clip.checkpoints.torch_zip import TorchArchive, read_torch_state_dict
 from keras_clip.errors import CheckpointError
 from tests.helpers import checkpoint_files
 from tests.helpers.fuzzing import fuzz_settings
-from tests.helpers.memory_peak import PeakMemory
+from tests.helpers.memory import PeakMemory
 
 torch = pytest.importorskip("torch")
 

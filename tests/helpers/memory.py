@@ -4,12 +4,15 @@
 it held before (the peak is reset first, through /proc/self/clear_refs). `capped_job` / `run_capped` run
 a Python script in a fresh process that ends itself as soon as its resident memory passes a cap, so that
 a test of code that would take gigabytes fails quickly instead of taking the machine down.
+`PeakMemory` traces Python's own allocations (numpy's arrays included) instead, for checks that must not
+see other threads' memory (e.g. a background job's).
 """
 
 import contextlib
 import json
 import os
 import sys
+import tracemalloc
 
 from tests.helpers.background import Job
 
@@ -35,6 +38,7 @@ def reset_peak():
 # gigabytes fails quickly instead of taking the machine down).
 _WATCHDOG = r"""
 import threading, time
+import tracemalloc
 
 
 def _watch_memory(cap_mb):
@@ -114,3 +118,17 @@ def capped_result(job, timeout=600):
 def run_capped(script, cap_mb, timeout=600):
     """Runs `script` as `capped_job` does, now; its `CappedRun`."""
     return capped_result(capped_job(script, cap_mb), timeout)
+
+
+class PeakMemory:
+    """Traces allocations made inside the block (`tracemalloc`); `peak` is their largest total, in bytes."""
+
+    def __enter__(self):
+        self.peak = None
+        tracemalloc.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return False
