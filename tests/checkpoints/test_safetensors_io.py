@@ -198,6 +198,7 @@ def _fuzzed_files(draw, seed):
     return bytes(data)
 
 
+@pytest.mark.fuzz
 def test_fuzzed_files_load_or_raise_our_error_in_bounded_memory(tmp_path):
     seed_path = str(tmp_path / "seed.safetensors")
     write_safetensors(seed_path, {"w": np.ones((2, 3), np.float16), "ids": np.arange(4), "e": np.zeros((0, 2))},

@@ -274,6 +274,7 @@ def _write_new_file(path, data):
         file.write(data)
 
 
+@pytest.mark.fuzz
 def test_fuzzed_archives_load_or_raise_our_error_in_bounded_memory(fuzz_seed, tmp_path):
     path = str(tmp_path / "fuzzed.pt")
     outcomes = collections.Counter()

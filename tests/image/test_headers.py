@@ -144,6 +144,7 @@ def hostile_images(draw):
     return bytes(data)
 
 
+@pytest.mark.fuzz
 def test_fuzzed_headers_decode_or_fail_naming_the_image_in_bounded_memory():
     graph_decode = tf.function(lambda data: decode_image(data, index=7, max_pixels=FUZZ_MAX_PIXELS))
     outcomes = {"decoded": 0, "refused": 0}

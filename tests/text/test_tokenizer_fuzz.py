@@ -10,6 +10,7 @@ import resource
 import warnings
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -68,6 +69,7 @@ def check_clip_ids(ids, count):
         assert len(ends) == 1 and not row[ends[0] + 1 :].any()
 
 
+@pytest.mark.fuzz
 def test_clip_tokenizer_on_generated_texts():
     tokenize(["warm up"])
     start = peak_rss_mb()
@@ -95,6 +97,7 @@ def test_clip_tokenizer_on_generated_texts():
     assert peak_rss_mb() - start < memory_cap_mb()
 
 
+@pytest.mark.fuzz
 def test_sentencepiece_tokenizer_on_generated_texts(tmp_path):
     from transformers import SiglipTokenizer
 
