@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from keras_clip.checkpoints.safetensors_io import read_safetensors, write_safetensors
 from keras_clip.errors import CheckpointError
-from tests.helpers.fuzzing import fuzz_settings
+from tests.helpers.fuzzing import fuzz_settings, mutated_bytes
 from tests.helpers.memory import PeakMemory
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
@@ -184,18 +184,7 @@ def _headers(draw):
 def _fuzzed_files(draw, seed):
     if draw(st.booleans()):
         return draw(_headers())
-    data = bytearray(seed)
-    kind = draw(st.sampled_from(["flip", "truncate", "splice"]))
-    position = draw(st.integers(0, len(data) - 1))
-    if kind == "flip":
-        for offset, mask in draw(st.lists(st.tuples(st.integers(0, len(data) - 1), st.integers(1, 255)), min_size=1,
-                                          max_size=8)):  # fmt: skip
-            data[offset] ^= mask
-    elif kind == "truncate":
-        del data[position:]
-    else:
-        data[position : position + draw(st.integers(0, 16))] = draw(st.binary(min_size=1, max_size=32))
-    return bytes(data)
+    return draw(mutated_bytes(seed))
 
 
 @pytest.mark.fuzz

@@ -14,7 +14,7 @@ from keras_clip.checkpoints.stored_array import StoredArray
 from keras_clip.checkpoints.torch_zip import TorchArchive, read_torch_state_dict
 from keras_clip.errors import CheckpointError
 from tests.helpers import checkpoint_files
-from tests.helpers.fuzzing import fuzz_settings
+from tests.helpers.fuzzing import fuzz_settings, mutated_bytes
 from tests.helpers.memory import PeakMemory
 
 torch = pytest.importorskip("torch")
@@ -234,24 +234,6 @@ def fuzz_seed(tmp_path_factory):
     with zipfile.ZipFile(path) as archive:
         records = [(info.filename, archive.read(info)) for info in archive.infolist()]
     return data, records
-
-
-@st.composite
-def mutated_bytes(draw, data):
-    """`data` with a few bytes flipped, cut short, a span replaced by random bytes, or random bytes inserted."""
-    data = bytearray(data)
-    kind = draw(st.sampled_from(["flip", "truncate", "splice", "insert"]))
-    position = draw(st.integers(0, max(len(data) - 1, 0)))
-    if kind == "flip":
-        for offset, mask in draw(st.lists(st.tuples(st.integers(0, len(data) - 1), st.integers(1, 255)), min_size=1,
-                                          max_size=8)):  # fmt: skip
-            data[offset] ^= mask
-    elif kind == "truncate":
-        del data[position:]
-    else:
-        end = position + (draw(st.integers(0, 16)) if kind == "splice" else 0)
-        data[position:end] = draw(st.binary(min_size=1, max_size=32))
-    return bytes(data)
 
 
 @st.composite

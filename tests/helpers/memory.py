@@ -9,6 +9,7 @@ see other threads' memory (e.g. a background job's).
 """
 
 import contextlib
+import inspect
 import json
 import os
 import sys
@@ -18,27 +19,16 @@ from tests.helpers.background import Job
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# Prepended to every capped script: memory_mb() and reset_peak() as in this module.
-_PRELUDE = r"""
+# Prepended to every capped script (after `memory_mb` and `reset_peak`, whose source it copies).
+_IMPORTS = """
 import json, os, sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-def memory_mb():
-    fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
-
-
-def reset_peak():
-    with open("/proc/self/clear_refs", "w") as handle:
-        handle.write("5")
 """
 
 # Then a thread that ends the process once its resident set passes CAP_MB (a test of code that would take
 # gigabytes fails quickly instead of taking the machine down).
 _WATCHDOG = r"""
 import threading, time
-import tracemalloc
 
 
 def _watch_memory(cap_mb):
@@ -106,7 +96,8 @@ def capped_job(script, cap_mb):
     `script` is the job's own temporary folder. Read it with `capped_result(job)`."""
     watchdog = _WATCHDOG.replace("CAP_MB", repr(float(cap_mb)))
     env = dict(os.environ, PYTHONPATH=REPOSITORY + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return Job([sys.executable, "-c", _PRELUDE + watchdog + script], env=env, cwd=REPOSITORY)
+    prelude = _IMPORTS + inspect.getsource(memory_mb) + "\n\n" + inspect.getsource(reset_peak) + "\n\n"
+    return Job([sys.executable, "-c", prelude + watchdog + script], env=env, cwd=REPOSITORY)
 
 
 def capped_result(job, timeout=600):
