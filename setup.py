@@ -34,6 +34,7 @@ setup(
         # requirements would pull torchvision and a CUDA build of torch).
         "test": [
             "pytest>=8",
+            "pytest-xdist",  # `make test` runs two workers, one per core
             "torch==2.13.0",
             # OpenAI's tokenizer cleans text with ftfy and splits with regex; pinned so the
             # parity corpus compares against one fixed reference.
@@ -47,6 +48,7 @@ setup(
             "matplotlib",
             "pillow>=13",  # the resizing tests compare with Pillow 13's pass order, bit for bit
             "psutil",
+            "hypothesis",  # fuzz tests: generated hostile inputs for every parser (tests/helpers/fuzzing.py)
             # Real photographs bundled with these packages are the preprocessing tests' inputs.
             "scikit-learn",
             "scikit-image",

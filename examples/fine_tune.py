@@ -17,7 +17,6 @@ import argparse
 import math
 import os
 import sys
-import warnings
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -75,14 +74,15 @@ def main(argv=None):
     state = keras_clip.data.CaptionDatasetState()
     # The checkpoint's own image statistics (and, for a SigLIP, its SentencePiece tokenizer).
     tokenizer = keras_clip.get_tokenizer(args.model) if model.logit_bias is not None else None
-    dataset = keras_clip.data.caption_dataset(
-        args.captions, model.image_resolution, args.batch_size, seed=args.seed, context_length=model.context_length,
-        state=state, preprocessing=model.preprocessing, tokenizer=tokenizer,
-    )  # fmt: skip
-    images = len(keras_clip.data.read_caption_index(args.captions))
-    steps_per_epoch = images // args.batch_size
-    if steps_per_epoch == 0:
-        raise SystemExit(f"{args.captions} has {images} images, fewer than one batch of {args.batch_size}")
+    try:
+        dataset = keras_clip.data.caption_dataset(
+            args.captions, model.image_resolution, args.batch_size, seed=args.seed,
+            context_length=model.context_length, state=state, preprocessing=model.preprocessing, tokenizer=tokenizer,
+        )  # fmt: skip
+    except ValueError as error:  # e.g. fewer images than one batch
+        raise SystemExit(str(error)) from None
+    # Every epoch has this many full batches (skipped images are replaced), so the schedule ends where it should.
+    steps_per_epoch = len(dataset)
     total_steps = args.epochs * steps_per_epoch
     model.compile(
         optimizer=keras_clip.training.optimizer(
@@ -99,13 +99,9 @@ def main(argv=None):
     backup_dir = args.backup_dir or args.output + ".backup"
     # After the callbacks that add to the logs, so the backed-up state follows them.
     callbacks += [keras.callbacks.TerminateOnNaN(), keras.callbacks.BackupAndRestore(backup_dir)]
-    print(f"Fine-tuning on {images} images of {args.captions}, {steps_per_epoch} steps per epoch"
+    print(f"Fine-tuning on {args.captions}, {steps_per_epoch} steps per epoch of {args.batch_size} images"
           + (", image tower locked" if args.lock_image_tower else ""))  # fmt: skip
-    with warnings.catch_warnings():
-        # Keras warns at the end of every pass over a dataset of unknown length, which a caption dataset is
-        # (skipped images make its length unknown until read): that is how each epoch ends here.
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        history = model.fit(dataset, epochs=args.epochs, callbacks=callbacks, verbose=2)
+    history = model.fit(dataset, epochs=args.epochs, callbacks=callbacks, verbose=2)
     losses = history.history.get("loss", [])
     if not losses or not all(map(math.isfinite, losses)):
         raise SystemExit(f"Training failed (loss {losses[-1:] or 'never computed'}): {args.output} not written")

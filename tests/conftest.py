@@ -10,11 +10,27 @@ import pytest  # noqa: E402
 _BACKGROUND_JOBS = pytest.StashKey()
 
 
+def _xdist_worker(config):
+    return hasattr(config, "workerinput")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, the tests reading one background job share a worker (`--dist loadgroup`), so that the
+    job runs once; a group is named after its first test, a name every worker computes alike."""
+    if _xdist_worker(config):
+        from tests.helpers import background
+
+        for item, group in background.groups_of(items).items():
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 def pytest_collection_finish(session):
-    """Starts the background jobs of the collected tests (tests/helpers/background.py)."""
+    """Starts the background jobs of the collected tests (tests/helpers/background.py). Under pytest-xdist each
+    worker collects every test but runs only some: there a job runs when its first test asks for it, and the two
+    workers keep both cores busy instead."""
     from tests.helpers import background
 
-    if not session.config.option.collectonly:
+    if not session.config.option.collectonly and not _xdist_worker(session.config):
         session.config.stash[_BACKGROUND_JOBS] = jobs = background.jobs_of(session.items)
         background.run_one_after_another(jobs)
 

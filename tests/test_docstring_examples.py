@@ -64,7 +64,7 @@ def example_folder(prepared_folders, tmp_path, monkeypatch):
         keras.config.enable_interactive_logging()
 
 
-# Keras says so after the first epoch of any dataset of unknown length, such as caption_dataset's.
+# Keras warns after the first epoch of a dataset of unknown length (tar shards without steps_per_epoch).
 @pytest.mark.filterwarnings("ignore:Your input ran out of data")
 @pytest.mark.parametrize("docstring", DOCSTRINGS, ids=[docstring.name for docstring in DOCSTRINGS])
 def test_docstring_examples(docstring, example_folder):

@@ -13,9 +13,10 @@ A conversion writes the file in a background thread while it fills the model (`c
 import json
 import os
 
+from keras_clip.checkpoints.architecture import with_architecture
 from keras_clip.checkpoints.deferred_init import build_with_assigned_values
 from keras_clip.checkpoints.download import file_sha256
-from keras_clip.checkpoints.openai_state_dict import keras_value, same_layout, with_architecture
+from keras_clip.checkpoints.openai_state_dict import keras_value, same_layout
 from keras_clip.checkpoints.safetensors_io import read_safetensors
 from keras_clip.checkpoints.stored_array import prefetched
 from keras_clip.errors import CheckpointError

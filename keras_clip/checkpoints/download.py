@@ -18,7 +18,7 @@ import os
 import urllib.request
 import warnings
 
-from keras_clip.errors import ChecksumError, DownloadError
+from keras_clip.errors import CacheFolderError, ChecksumError, DownloadError
 from keras_clip.models.presets import OPENAI_BASE_URL, get_preset
 from keras_clip.utils.atomic_files import atomic_write
 
@@ -27,9 +27,25 @@ TIMEOUT_SECONDS = 60
 
 
 def cache_root(cache_dir=None):
-    """The cache folder: `cache_dir`, else `$KERAS_CLIP_CACHE`, else `~/.cache/keras_clip`."""
+    """The cache folder: `cache_dir`, else `$KERAS_CLIP_CACHE`, else `~/.cache/keras_clip` (it may not exist yet).
+
+    Raises:
+        CacheFolderError: the path, or a folder above it, is a file (named, with where the path came from).
+    """
+    origin = "cache_dir" if cache_dir else "$KERAS_CLIP_CACHE" if os.environ.get("KERAS_CLIP_CACHE") else None
     folder = cache_dir or os.environ.get("KERAS_CLIP_CACHE") or os.path.join("~", ".cache", "keras_clip")
-    return os.path.abspath(os.path.expanduser(os.fspath(folder)))
+    folder = os.path.abspath(os.path.expanduser(os.fspath(folder)))
+    ancestor = folder
+    while not os.path.isdir(ancestor):
+        if os.path.lexists(ancestor):
+            where = "it" if ancestor == folder else ancestor
+            hint = f"point {origin} at a folder" if origin else "remove that file"
+            raise CacheFolderError(f"The keras_clip cache folder {folder} cannot be created: {where} is a file; {hint}")
+        parent = os.path.dirname(ancestor)
+        if parent == ancestor:
+            break
+        ancestor = parent
+    return folder
 
 
 def checkpoint_url(name):

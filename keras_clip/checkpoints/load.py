@@ -13,11 +13,13 @@ same checkpoint again skips reading and converting it. `dtype="bfloat16"` (or an
 """
 
 import concurrent.futures
+import dataclasses
 import json
 import os
 import warnings
 
 from keras_clip.checkpoints import download
+from keras_clip.checkpoints.architecture import same_architecture, with_architecture
 from keras_clip.checkpoints.cache_writer import CacheWriter
 from keras_clip.checkpoints.converted_cache import checkpoint_sha256, converted_path, load_converted, remembered_sha256
 from keras_clip.checkpoints.deferred_init import build_with_assigned_values
@@ -25,13 +27,7 @@ from keras_clip.checkpoints.dtypes import model_dtype
 from keras_clip.checkpoints.hub import download_from_hub, hub_sha256
 from keras_clip.checkpoints.hf_names import hf_to_openai, is_hf_clip
 from keras_clip.checkpoints.keras_files import load_model_file, load_weights_file
-from keras_clip.checkpoints.openai_state_dict import (
-    assign_state_dict,
-    assignments,
-    model_for_state_dict,
-    same_architecture,
-    with_architecture,
-)
+from keras_clip.checkpoints.openai_state_dict import assign_state_dict, assignments, model_for_state_dict
 from keras_clip.checkpoints.publisher_configs import (
     open_clip_architecture,
     open_clip_preprocessing,
@@ -43,7 +39,7 @@ from keras_clip.checkpoints.stored_array import prefetched
 from keras_clip.checkpoints.torch_zip import LEGACY_TORCH_MAGIC, ZIP_MAGIC, read_torch_state_dict
 from keras_clip.errors import CheckpointError, ChecksumError, StateDictError
 from keras_clip.image.preprocessing import ImagePreprocessor
-from keras_clip.image.settings import Preprocessing
+from keras_clip.image.settings import DEFAULT_MAX_PIXELS, Preprocessing
 from keras_clip.models.presets import (
     HUB_FILES,
     PRESETS,
@@ -54,6 +50,7 @@ from keras_clip.models.presets import (
     model_name,
     preset_by_sha256,
 )
+from keras_clip.utils.atomic_files import remove_stale_temporaries
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -268,6 +265,8 @@ def load_with_preprocessing(name_or_path, cache_dir=None, verbose=True, dtype=No
 def _model_and_preprocessing(name_or_path, cache_dir, verbose, dtype, pretrained, architecture):
     dtype = model_dtype(dtype)
     root = download.cache_root(cache_dir)
+    for folder in (root, os.path.dirname(converted_path(root, ""))):  # files of loads killed while writing
+        remove_stale_temporaries(folder)
     name_or_path = os.fspath(name_or_path)
     preset = find_preset(name_or_path, pretrained)
     if preset is None and name_or_path.startswith(HUB_PREFIX):
@@ -338,7 +337,8 @@ def load_model(name_or_path, cache_dir=None, verbose=True, dtype=None, pretraine
     return load_with_preprocessing(name_or_path, cache_dir, verbose, dtype, pretrained, architecture, remat)[0]
 
 
-def load(name_or_path, cache_dir=None, dtype=None, verbose=True, pretrained=None, architecture=None, remat=None):
+def load(name_or_path, cache_dir=None, dtype=None, verbose=True, pretrained=None, architecture=None,
+         max_pixels=DEFAULT_MAX_PIXELS, remat=None):  # fmt: skip
     """A CLIP model and its image preprocessing, from a released model's name or a checkpoint.
 
     Args:
@@ -366,6 +366,9 @@ def load(name_or_path, cache_dir=None, dtype=None, verbose=True, pretrained=None
         pretrained: open_clip's tag, with an architecture name: `load("ViT-B-32", pretrained="laion2b_s34b_b79k")`.
         architecture: for a checkpoint without a config: open_clip's architecture name ("ViT-H-14";
             "ViT-H-14-quickgelu" for QuickGELU) or a dict of `CLIP` arguments the weights cannot tell.
+        max_pixels: encoded images of more pixels (width x height, read from their header) are refused
+            before they are decoded, by the returned preprocessor and the model's `preprocessing` (used by
+            `embed_images`, evaluation and SavedModel exports); None: no limit. Default: PIL's 178,956,970.
         remat: True to rematerialise every residual block in training (less memory for big batches; see
             `keras_clip.CLIP`), False to not; None keeps what a `.keras` file recorded (else False).
 
@@ -387,4 +390,5 @@ def load(name_or_path, cache_dir=None, dtype=None, verbose=True, pretrained=None
     """
     model, preprocessing = load_with_preprocessing(name_or_path, cache_dir, verbose, dtype, pretrained, architecture,
                                                    remat)  # fmt: skip
+    model.preprocessing = preprocessing = dataclasses.replace(preprocessing, max_pixels=max_pixels)
     return model, ImagePreprocessor.from_settings(preprocessing)

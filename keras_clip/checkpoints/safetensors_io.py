@@ -4,6 +4,11 @@ A file is an 8-byte little-endian header length N, N bytes of JSON
 (`{name: {"dtype": "F16", "shape": [...], "data_offsets": [begin, end]}, "__metadata__": {str: str}}`,
 offsets relative to the end of the header), then the tensors' raw little-endian bytes.
 
+Reading is bounded by the file: the header is at most `MAX_HEADER_BYTES` (as the `safetensors`
+package allows) and inside the file, every tensor has at most `MAX_TENSOR_DIMS` dimensions and
+its shape and dtype must give exactly the bytes its offsets span, inside the file (an empty
+tensor's other dimensions may not describe more than the file holds either).
+
 Example:
 >>> tensors, metadata = read_safetensors("open_clip_model.safetensors")
 >>> np.asarray(tensors["visual.proj"]).shape
@@ -11,12 +16,13 @@ Example:
 """
 
 import json
+import math
 import os
 import struct
 
 import numpy as np
 
-from keras_clip.checkpoints.stored_array import BFLOAT16, FileSource, StoredArray
+from keras_clip.checkpoints.stored_array import BFLOAT16, MAX_TENSOR_DIMS, FileSource, StoredArray, short_repr
 from keras_clip.errors import CheckpointError
 from keras_clip.utils.atomic_files import atomic_write
 
@@ -35,7 +41,9 @@ DTYPES = {
     "U8": np.dtype("u1"),
     "BOOL": np.dtype("?"),
 }
-CODES = {dtype.newbyteorder("<") if dtype.itemsize > 1 else dtype: code for code, dtype in DTYPES.items() if code != "BF16"}
+CODES = {
+    dtype.newbyteorder("<") if dtype.itemsize > 1 else dtype: code for code, dtype in DTYPES.items() if code != "BF16"
+}
 MAX_HEADER_BYTES = 100_000_000
 
 
@@ -60,11 +68,14 @@ def read_safetensors(path):
     source.read_into(8, header_bytes)
     try:
         header = json.loads(header_bytes.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{source.path}: malformed safetensors header ({error})") from None
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError, JSONDecodeError, too many digits, nesting
+        raise CheckpointError(f"{source.path}: malformed safetensors header ({type(error).__name__}: "
+                              f"{str(error)[:200]})") from None  # fmt: skip
     if not isinstance(header, dict):
         raise CheckpointError(f"{source.path}: malformed safetensors header (not a JSON object)")
     metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(value, str) for value in metadata.values()):
+        raise CheckpointError(f"{source.path}: malformed safetensors header (__metadata__ is not a string mapping)")
     data_start = 8 + header_length
     tensors = {}
     for name, entry in header.items():
@@ -72,25 +83,32 @@ def read_safetensors(path):
     return tensors, metadata
 
 
+def _is_index(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _stored_array(source, data_start, name, entry):
-    try:
-        code, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
-    except (TypeError, KeyError, ValueError):
-        raise CheckpointError(f"{source.path}: malformed safetensors entry for {name!r}: {entry!r}") from None
-    if code not in DTYPES:
-        raise CheckpointError(f"{source.path}: tensor {name!r} has unsupported dtype {code!r}")
+    short_name = short_repr(name)
+    if not (isinstance(entry, dict) and isinstance(entry.get("shape"), list)
+            and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2):  # fmt: skip
+        raise CheckpointError(f"{source.path}: malformed safetensors entry for {short_name}: {short_repr(entry)}")
+    code, shape, (begin, end) = entry.get("dtype"), entry["shape"], entry["data_offsets"]
+    if not isinstance(code, str) or code not in DTYPES:
+        raise CheckpointError(f"{source.path}: tensor {short_name} has unsupported dtype {short_repr(code)}")
+    if len(shape) > MAX_TENSOR_DIMS or not all(_is_index(size) for size in shape):
+        raise CheckpointError(f"{source.path}: tensor {short_name} has invalid shape {short_repr(shape)}")
     dtype = DTYPES[code]
-    if not all(isinstance(size, int) and size >= 0 for size in shape):
-        raise CheckpointError(f"{source.path}: tensor {name!r} has invalid shape {shape!r}")
     itemsize = 2 if dtype == BFLOAT16 else dtype.itemsize
-    expected = int(np.prod(shape, dtype=np.int64)) * itemsize
-    if not (isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end and end - begin == expected):
+    expected = math.prod(shape) * itemsize
+    if not (_is_index(begin) and _is_index(end) and begin <= end and end - begin == expected):
         raise CheckpointError(
-            f"{source.path}: tensor {name!r} of shape {shape} and dtype {code} has data offsets "
-            f"[{begin}, {end}], which do not hold {expected} bytes"
+            f"{source.path}: tensor {short_name} of shape {shape} and dtype {code} has data offsets "
+            f"[{short_repr(begin)}, {short_repr(end)}], which do not hold {expected} bytes"
         )
     if data_start + end > source.size:
-        raise CheckpointError(f"{source.path} is truncated: tensor {name!r} ends past the end of the file")
+        raise CheckpointError(f"{source.path} is truncated: tensor {short_name} ends past the end of the file")
+    if math.prod(max(size, 1) for size in shape) * itemsize > source.size:  # only an empty tensor can get here
+        raise CheckpointError(f"{source.path}: empty tensor {short_name} has a shape {shape} larger than the file")
     return StoredArray(source, data_start + begin, dtype, shape)
 
 

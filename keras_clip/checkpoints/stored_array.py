@@ -3,12 +3,16 @@
 A checkpoint reader returns `StoredArray`s instead of loaded arrays: each knows its shape and
 dtype, and reads its bytes from the file only when converted with `np.asarray`. A conversion
 that uses one weight at a time therefore holds one weight in memory, not the whole file.
+An array may carry the CRC-32 of the file region (e.g. zip record) it lies in: the region's
+bytes are checked as they are first read, chunk by chunk, never in a second pass.
 """
 
 import concurrent.futures
 import contextlib
 import os
+import reprlib
 import threading
+import zlib
 
 import numpy as np
 
@@ -16,6 +20,19 @@ from keras_clip.errors import CheckpointError
 
 # numpy has no bfloat16: such arrays are read as uint16 and widened to float32 (exactly).
 BFLOAT16 = "bfloat16"
+# No checkpoint format reader accepts an array of more dimensions (PyTorch's own limit is lower).
+MAX_TENSOR_DIMS = 64
+# Bytes read per system call when checksumming: the CRC runs on each chunk while it is still in the CPU's cache.
+CHECKSUM_CHUNK_BYTES = 1 << 20
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
+
+
+def short_repr(value):
+    """A value read from a file as an error message quotes it: at most a few hundred characters, whatever it is."""
+    return _SHORT.repr(value)
 
 
 def aligned_empty(shape, dtype, alignment=64):
@@ -47,24 +64,59 @@ class FileSource:
         self._lock = threading.Lock()
         self.size = os.fstat(self._file.fileno()).st_size
 
-    def read_into(self, offset, buffer):
-        """Fill `buffer` (a writable numpy array) with the bytes at `offset`."""
+    def read_into(self, offset, buffer, crc32=False):
+        """Fill `buffer` (a writable numpy array) with the bytes at `offset`.
+
+        With `crc32`, returns the CRC-32 of those bytes, computed chunk by chunk as they arrive.
+        """
         view = memoryview(buffer).cast("B")
         if offset < 0 or offset + len(view) > self.size:
             raise CheckpointError(
                 f"{self.path} is truncated: bytes {offset}..{offset + len(view)} are past its end ({self.size} bytes)"
             )
+        chunk = CHECKSUM_CHUNK_BYTES if crc32 else max(len(view), 1)
+        checksum = 0
         with self._lock:
             self._file.seek(offset)
             filled = 0
             while filled < len(view):
-                count = self._file.readinto(view[filled:])
+                count = self._file.readinto(view[filled : filled + chunk])
                 if not count:
                     raise CheckpointError(f"{self.path} is truncated: unexpected end of file at byte {offset + filled}")
+                if crc32:
+                    checksum = zlib.crc32(view[filled : filled + count], checksum)
                 filled += count
+        return checksum if crc32 else None
 
     def close(self):
         self._file.close()
+
+
+class RegionChecksum:
+    """The CRC-32 a region of a file must have (e.g. a zip record's), checked once, when first read.
+
+    Args:
+        description: how errors name the region, e.g. "storage record archive/data/3 of model.pt".
+        offset: the region's first byte in the file.
+        nbytes: its length.
+        crc32: the CRC-32 its bytes must have.
+    """
+
+    def __init__(self, description, offset, nbytes, crc32):
+        self.description = description
+        self.offset = offset
+        self.nbytes = nbytes
+        self.crc32 = crc32
+        self.verified = False
+
+    def verify(self, crc32):
+        """Record the CRC-32 computed over the whole region; raises `CheckpointError` if it is not the expected one."""
+        if crc32 != self.crc32:
+            raise CheckpointError(
+                f"The {self.description} is corrupt: its bytes have CRC-32 {crc32:08x}, the archive says "
+                f"{self.crc32:08x} (a damaged or altered file; download or copy it again)"
+            )
+        self.verified = True
 
 
 class StoredArray:
@@ -76,13 +128,15 @@ class StoredArray:
         dtype: numpy dtype of the stored elements (may be non-native byte order), or `BFLOAT16`.
         shape: the array's shape.
         strides: strides in elements (PyTorch's convention); None for C-contiguous.
+        checksum: the `RegionChecksum` of the file region holding the array, or None.
 
     `np.asarray(stored)` returns a new C-contiguous array in native byte order (bfloat16 is
     widened to float32).
     """
 
-    def __init__(self, source, offset, dtype, shape, strides=None):
+    def __init__(self, source, offset, dtype, shape, strides=None, checksum=None):
         self.source = source
+        self.checksum = checksum
         self.offset = int(offset)
         self.stored_dtype = dtype
         self.shape = tuple(int(size) for size in shape)
@@ -110,16 +164,37 @@ class StoredArray:
         raw_dtype = np.dtype(np.uint16) if self.stored_dtype == BFLOAT16 else np.dtype(self.stored_dtype)
         if self.size == 0:
             return np.empty(self.shape, raw_dtype)
+        if self.checksum is not None and not self.checksum.verified:
+            return self._read_checked(raw_dtype)
         if self.is_contiguous:
             array = aligned_empty(self.shape, raw_dtype)
             self.source.read_into(self.offset, array)
             return array
         # Read the span the strided view covers, then copy the view out of it.
-        span = 1 + sum((size - 1) * stride for size, stride in zip(self.shape, self.strides))
-        buffer = np.empty(span, raw_dtype)
+        buffer = np.empty(self._span(), raw_dtype)
         self.source.read_into(self.offset, buffer)
+        return self._view(buffer, raw_dtype).copy()
+
+    def _span(self):
+        return 1 + sum((size - 1) * stride for size, stride in zip(self.shape, self.strides))
+
+    def _view(self, buffer, raw_dtype):
         byte_strides = tuple(stride * raw_dtype.itemsize for stride in self.strides)
-        return np.lib.stride_tricks.as_strided(buffer, self.shape, byte_strides, writeable=False).copy()
+        return np.lib.stride_tricks.as_strided(buffer, self.shape, byte_strides, writeable=False)
+
+    def _read_checked(self, raw_dtype):
+        """The array, read with its region's CRC-32 check: directly if it is the whole region, else via the region."""
+        checksum = self.checksum
+        array = aligned_empty(self.shape, raw_dtype)
+        if self.is_contiguous and self.offset == checksum.offset and array.nbytes == checksum.nbytes:
+            checksum.verify(self.source.read_into(self.offset, array, crc32=True))
+            return array
+        region = np.empty(checksum.nbytes, np.uint8)
+        checksum.verify(self.source.read_into(checksum.offset, region, crc32=True))
+        start = self.offset - checksum.offset
+        span = region[start : start + self._span() * raw_dtype.itemsize]
+        array[...] = self._view(span.view(raw_dtype), raw_dtype)
+        return array
 
     def __array__(self, dtype=None, copy=None):
         array = self._read()

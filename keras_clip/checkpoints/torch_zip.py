@@ -7,12 +7,13 @@ Two formats share one layout, a zip archive with a folder `<prefix>/`:
   TorchScript source (which also lists each module's parameters and buffers) and
   `constants.pkl` the traced constants (e.g. attention masks: not parameters, not read here).
 In both, a tensor is pickled as `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)`
-whose storage is a persistent id `('storage', torch.<Type>Storage, key, location, numel)` naming
-the raw little-endian bytes in `<prefix>/data/<key>`.
+whose storage is a persistent id naming the raw little-endian bytes in `<prefix>/data/<key>`.
 
-`RestrictedUnpickler` resolves only those names (plus `collections.OrderedDict` and TorchScript
-records, kept as inert data); any other global, e.g. `posix.system`, is refused before anything
-is called. Tensors come back as `StoredArray`s that read their bytes when used.
+The pickle is checked, then unpickled by `RestrictedUnpickler` (`restricted_unpickler.py`) within
+limits proportional to its size (`pickle_limits.py`): nothing from the file is run, and no file
+makes the reader build more than its size justifies. Tensors come back as `StoredArray`s that read
+their bytes when used, checking each storage record's CRC-32 as it is read. Every record read whole
+(the pickle, `code/` files) must be stored within the file's size, and their total too.
 
 Example:
 >>> state_dict = read_torch_state_dict("ViT-B-32.pt")
@@ -20,223 +21,36 @@ Example:
 (768, 3, 32, 32)
 """
 
-import _compat_pickle
-import collections
+import io
 import os
 import pickle
 import re
 import struct
 import zipfile
+import zlib
 
 import numpy as np
 
-from keras_clip.checkpoints.stored_array import BFLOAT16, FileSource, StoredArray
+from keras_clip.checkpoints.pickle_limits import PickleBudget, check_pickle_size, scan_pickle
+from keras_clip.checkpoints.restricted_unpickler import (
+    Refused,
+    RestrictedUnpickler,
+    ScriptObject,
+    TensorRecord,
+)
+from keras_clip.checkpoints.stored_array import BFLOAT16, FileSource, short_repr
 from keras_clip.errors import CheckpointError, UnsafeCheckpointError
-
-STORAGE_DTYPES = {
-    "HalfStorage": np.float16,
-    "FloatStorage": np.float32,
-    "DoubleStorage": np.float64,
-    "BFloat16Storage": BFLOAT16,
-    "LongStorage": np.int64,
-    "IntStorage": np.int32,
-    "ShortStorage": np.int16,
-    "CharStorage": np.int8,
-    "ByteStorage": np.uint8,
-    "BoolStorage": np.bool_,
-    "ComplexFloatStorage": np.complex64,
-    "ComplexDoubleStorage": np.complex128,
-    "UntypedStorage": np.uint8,  # torch 2.x's byte storage; the tensor record then carries the dtype
-}
-
-# `torch.<dtype>` globals, as `_rebuild_tensor_v3` records a tensor's dtype.
-TORCH_DTYPES = {
-    "float16": np.float16,
-    "half": np.float16,
-    "float32": np.float32,
-    "float": np.float32,
-    "float64": np.float64,
-    "double": np.float64,
-    "bfloat16": BFLOAT16,
-    "int64": np.int64,
-    "long": np.int64,
-    "int32": np.int32,
-    "int": np.int32,
-    "int16": np.int16,
-    "int8": np.int8,
-    "uint8": np.uint8,
-    "bool": np.bool_,
-}
 
 ZIP_MAGIC = b"PK\x03\x04"
 # The first bytes of a pre-1.6 `torch.save` file: a pickled magic number.
 LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
-
-
-class StorageType:
-    """`torch.<Type>Storage` as named in a pickle: only its element dtype matters."""
-
-    def __init__(self, name, dtype):
-        self.name = name
-        self.dtype = dtype
-
-
-class TorchDtype:
-    """`torch.<dtype>` as named in a pickle."""
-
-    def __init__(self, name, dtype):
-        self.name = name
-        self.dtype = dtype
-
-
-class Storage:
-    """A storage's bytes in the archive: byte offset in the file, dtype, element count."""
-
-    def __init__(self, key, offset, dtype, numel):
-        self.key = key
-        self.offset = offset
-        self.dtype = dtype
-        self.numel = numel
-
-    @property
-    def nbytes(self):
-        return self.numel * _itemsize(self.dtype)
-
-
-class ScriptObject:
-    """An object of a TorchScript class (`__torch__.*`), kept as data, never run.
-
-    `qualified_name` is the class's TorchScript name; `state` what the pickle set on it (for a
-    module: a dict of its attributes, submodules and tensors).
-    """
-
-    qualified_name = None
-
-    def __new__(cls, *args, **kwargs):
-        return object.__new__(cls)
-
-    def __init__(self, *args, **kwargs):
-        self.state = None
-
-    def __setstate__(self, state):
-        self.state = state
-
-    def __repr__(self):
-        return f"ScriptObject({self.qualified_name})"
-
-
-def _itemsize(dtype):
-    return 2 if dtype == BFLOAT16 else np.dtype(dtype).itemsize
-
-
-def _identity(value, *unused):
-    return value
-
-
-def _as_list(values):
-    return list(values)
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickles a checkpoint's `data.pkl`, resolving only the names tensors need.
-
-    Args:
-        file: the pickle as a binary file object.
-        archive: the `TorchArchive` whose `data/` records hold the storages.
-    """
-
-    def __init__(self, file, archive):
-        super().__init__(file)
-        self.archive = archive
-        self._storages = {}
-        self._script_classes = {}
-
-    def find_class(self, module, name):
-        # Protocol 2 pickles spell some modules as Python 2 did (`__builtin__`, `commands`): use today's names.
-        if (module, name) in _compat_pickle.NAME_MAPPING:
-            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
-        else:
-            module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-        if module in ("torch", "torch.cuda", "torch.storage") and name in STORAGE_DTYPES:
-            return StorageType(name, STORAGE_DTYPES[name])
-        if module == "torch" and name in TORCH_DTYPES:
-            return TorchDtype(name, TORCH_DTYPES[name])
-        if module == "torch._utils":
-            rebuilders = {
-                "_rebuild_tensor": self.rebuild_tensor,
-                "_rebuild_tensor_v2": self.rebuild_tensor,
-                "_rebuild_tensor_v3": self.rebuild_tensor_v3,
-                "_rebuild_parameter": _identity,
-                "_rebuild_parameter_with_state": _identity,
-            }
-            if name in rebuilders:
-                return rebuilders[name]
-        if (module, name) == ("collections", "OrderedDict"):
-            return collections.OrderedDict
-        if (module, name) == ("torch", "Size"):
-            return tuple
-        if module == "torch.jit._pickle":
-            if name == "restore_type_tag":
-                return _identity
-            if name.startswith("build_") and name.endswith("list"):
-                return _as_list
-        if module == "__torch__" or module.startswith("__torch__."):
-            return self._script_class(f"{module}.{name}")
-        raise UnsafeCheckpointError(
-            f"{self.archive.path}: refused to load: its pickle asks for the global {module}.{name}, which is "
-            "not part of a tensor checkpoint (loading never runs code from a file)"
-        )
-
-    def _script_class(self, qualified_name):
-        if qualified_name not in self._script_classes:
-            short_name = qualified_name.rsplit(".", 1)[-1]
-            self._script_classes[qualified_name] = type(short_name, (ScriptObject,), {"qualified_name": qualified_name})
-        return self._script_classes[qualified_name]
-
-    def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
-            raise CheckpointError(f"{self.archive.path}: unsupported persistent id {str(pid)[:100]!r} in the pickle")
-        _, storage_type, key, location, numel = pid
-        if not isinstance(storage_type, StorageType):
-            raise CheckpointError(f"{self.archive.path}: storage {key!r} has no storage type")
-        if not isinstance(key, str) or not isinstance(location, str) or not isinstance(numel, int) or numel < 0:
-            raise CheckpointError(f"{self.archive.path}: malformed storage record {str(pid)[:100]!r}")
-        if key not in self._storages:
-            dtype = self.archive.stored_dtype(storage_type.dtype)
-            offset, size = self.archive.storage_location(key)
-            storage = Storage(key, offset, dtype, numel)
-            if storage.nbytes > size:
-                raise CheckpointError(
-                    f"{self.archive.path}: storage data/{key} is truncated: {size} bytes, "
-                    f"{numel} elements of {storage_type.name} need {storage.nbytes}"
-                )
-            self._storages[key] = storage
-        return self._storages[key]
-
-    def rebuild_tensor(self, storage, storage_offset, size, stride, *unused):
-        return self._tensor(storage, storage.dtype, storage_offset, size, stride)
-
-    def rebuild_tensor_v3(self, storage, storage_offset, size, stride, requires_grad, hooks, dtype, *unused):
-        if not isinstance(dtype, TorchDtype):
-            raise CheckpointError(f"{self.archive.path}: tensor record with an unknown dtype {dtype!r}")
-        return self._tensor(storage, self.archive.stored_dtype(dtype.dtype), storage_offset, size, stride)
-
-    def _tensor(self, storage, dtype, storage_offset, size, stride):
-        if not isinstance(storage, Storage):
-            raise CheckpointError(f"{self.archive.path}: tensor record without a storage")
-        size, stride = tuple(size), tuple(stride)
-        values = (storage_offset,) + size + stride
-        if len(size) != len(stride) or not all(isinstance(value, int) and value >= 0 for value in values):
-            raise CheckpointError(f"{self.archive.path}: malformed tensor record size={size} stride={stride}")
-        itemsize = _itemsize(dtype)
-        if 0 not in size:
-            last = storage_offset + sum((extent - 1) * step for extent, step in zip(size, stride))
-            if (last + 1) * itemsize > storage.nbytes:
-                raise CheckpointError(
-                    f"{self.archive.path}: a tensor of size {size}, stride {stride}, offset {storage_offset} reaches "
-                    f"past the end of storage data/{storage.key} ({storage.numel} elements)"
-                )
-        return StoredArray(self.archive.source, storage.offset + storage_offset * itemsize, dtype, size, stride)
+# A state dict may be wrapped in a training checkpoint, e.g. {"state_dict": ...}: looked for this deep.
+MAX_WRAPPING = 8
+MAX_MODULE_DEPTH = 100
+# Errors the zip and pickle machinery raise on a damaged file (each is reported as a CheckpointError);
+# RuntimeError: an "encrypted" record, an unsupported compression method (NotImplementedError), deep nesting.
+DAMAGE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, TypeError, AttributeError,
+                 IndexError, KeyError, OverflowError, RuntimeError, struct.error, pickle.UnpicklingError)  # fmt: skip
 
 
 class TorchArchive:
@@ -256,7 +70,9 @@ class TorchArchive:
             head = file.read(len(LEGACY_TORCH_MAGIC))
         try:
             self.zip = zipfile.ZipFile(self.path)
-        except (zipfile.BadZipFile, OSError) as error:
+        except DAMAGE_ERRORS as error:
+            if isinstance(error, OSError) and not os.path.isfile(self.path):
+                raise
             if head.startswith(LEGACY_TORCH_MAGIC):
                 raise CheckpointError(
                     f"{self.path} is in the legacy torch.save format of PyTorch < 1.6, which is not supported; "
@@ -270,9 +86,13 @@ class TorchArchive:
         if len(pickles) != 1:
             raise CheckpointError(f"{self.path} is a zip archive but not a PyTorch checkpoint (no <name>/data.pkl)")
         self.prefix = pickles[0][: -len("data.pkl")]
-        byteorder = self.infos.get(self.prefix + "byteorder")
-        self.byteorder = self.zip.read(byteorder).decode().strip() if byteorder else "little"
+        self._bytes_read = 0
         self._code = {}
+        byteorder = self.prefix + "byteorder"
+        self.byteorder = self.read_record(byteorder).decode("ascii", "replace").strip() if byteorder in self.infos \
+            else "little"  # fmt: skip
+        if self.byteorder not in ("little", "big"):
+            raise CheckpointError(f"{self.path}: unknown byte order {short_repr(self.byteorder)} in {byteorder}")
 
     @property
     def is_torchscript(self):
@@ -285,18 +105,39 @@ class TorchArchive:
             raise CheckpointError(f"{self.path}: big-endian bfloat16 storages are not supported")
         return np.dtype(dtype).newbyteorder(">")
 
+    def read_record(self, name):
+        """The bytes of the record `name`, CRC-checked by `zipfile`.
+
+        A record read whole must not be larger than the file, nor all of them together (zip
+        entries can overlap, or be compressed bombs).
+        """
+        info = self.infos[name]
+        self._bytes_read += info.file_size
+        if self._bytes_read > self.source.size:
+            raise UnsafeCheckpointError(
+                f"{self.path}: refused to load: its record {name} unpacks to {info.file_size:,} bytes, which with the "
+                f"records read before is more than the file's {self.source.size:,} (a zip bomb?)"
+            )
+        try:
+            return self.zip.read(info)
+        except DAMAGE_ERRORS as error:
+            raise CheckpointError(f"{self.path}: cannot read its record {name}: {type(error).__name__}: {error}") \
+                from None  # fmt: skip
+
     def storage_location(self, key):
-        """(byte offset in the file, byte size) of `data/<key>`, which must be stored uncompressed."""
-        info = self.infos.get(f"{self.prefix}data/{key}")
+        """(record name, byte offset in the file, byte size, CRC-32) of `data/<key>`, which must be stored
+        uncompressed."""
+        record = f"{self.prefix}data/{key}"
+        info = self.infos.get(record)
         if info is None:
-            raise CheckpointError(f"{self.path}: storage data/{key} is missing from the archive")
+            raise CheckpointError(f"{self.path}: storage data/{short_repr(key)[1:-1]} is missing from the archive")
         if info.compress_type != zipfile.ZIP_STORED:
-            raise CheckpointError(f"{self.path}: storage data/{key} is compressed; PyTorch writes storages uncompressed")
+            raise CheckpointError(f"{self.path}: storage {record} is compressed; PyTorch writes storages uncompressed")
         header = self.source_bytes(info.header_offset, 30)
         if header[:4] != ZIP_MAGIC:
-            raise CheckpointError(f"{self.path}: corrupt zip entry for data/{key}")
+            raise CheckpointError(f"{self.path}: corrupt zip entry for {record}")
         name_length, extra_length = struct.unpack("<HH", header[26:30])
-        return info.header_offset + 30 + name_length + extra_length, info.file_size
+        return record, info.header_offset + 30 + name_length + extra_length, info.file_size, info.CRC
 
     def source_bytes(self, offset, count):
         buffer = np.empty(count, np.uint8)
@@ -304,22 +145,29 @@ class TorchArchive:
         return buffer.tobytes()
 
     def unpickle(self, record="data.pkl"):
-        """The object pickled in `<prefix>/<record>`, with tensors as `StoredArray`s."""
+        """The object pickled in `<prefix>/<record>`, tensors as `TensorRecord`s, and the pickle's `PickleBudget`."""
+        where = f"{self.path}: {record}"
+        check_pickle_size(self.infos[self.prefix + record].file_size, where)
+        data = self.read_record(self.prefix + record)
+        budget = PickleBudget(len(data), where)
         try:
-            with self.zip.open(self.prefix + record) as file:
-                return RestrictedUnpickler(file, self).load()
-        except CheckpointError:
-            raise
-        except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError,
-                IndexError, KeyError) as error:
-            raise CheckpointError(f"{self.path}: cannot read {record}: {type(error).__name__}: {error}") from None
+            scan_pickle(data, where)
+            return RestrictedUnpickler(io.BytesIO(data), self, budget).load(), budget
+        except Refused as refusal:
+            raise UnsafeCheckpointError(f"{self.path}: refused to load: {refusal}") from None
+        except CheckpointError as error:
+            if str(error).startswith(self.path):
+                raise
+            raise type(error)(f"{where}: {error}") from None
+        except DAMAGE_ERRORS as error:
+            raise CheckpointError(f"{where}: cannot read it: {type(error).__name__}: {error}") from None
 
     def declared_tensors(self, qualified_name):
         """Parameter and buffer names a TorchScript class declares in `code/`, or None if not found."""
         module, _, class_name = qualified_name.rpartition(".")
         path = f"{self.prefix}code/{module.replace('.', '/')}.py"
         if path not in self._code:
-            self._code[path] = self.zip.read(path).decode("utf-8", "replace") if path in self.infos else ""
+            self._code[path] = self.read_record(path).decode("utf-8", "replace") if path in self.infos else ""
         pattern = (
             rf"^class {re.escape(class_name)}\(Module\):\n"
             r"  __parameters__ = \[(?P<parameters>[^\]]*)\]\n  __buffers__ = \[(?P<buffers>[^\]]*)\]"
@@ -330,28 +178,49 @@ class TorchArchive:
         return set(re.findall(r'"([^"]*)"', match.group("parameters") + match.group("buffers")))
 
 
-def _script_module_tensors(archive, module, prefix, tensors):
-    if not isinstance(module.state, dict):
-        return
-    declared = archive.declared_tensors(module.qualified_name)
-    for name, value in module.state.items():
-        if isinstance(value, StoredArray) and (declared is None or name in declared):
-            tensors[prefix + name] = value
-        elif isinstance(value, ScriptObject):
-            _script_module_tensors(archive, value, f"{prefix}{name}.", tensors)
+def _script_module_tensors(archive, root, budget):
+    """`{dotted path: StoredArray}` of the tensors a TorchScript module tree holds (declared ones, if declared),
+    in the order of the modules' attributes, depth first."""
+    tensors = {}
+    pending = []  # (prefix, the module's remaining attributes), innermost last
+
+    def enter(prefix, module):
+        budget.spend("objects", 1, "a visit of a TorchScript module")  # a shared module is visited once per path
+        if len(pending) >= MAX_MODULE_DEPTH:
+            raise UnsafeCheckpointError(f"{archive.path}: refused to load: its TorchScript modules nest more than "
+                                        f"{MAX_MODULE_DEPTH} deep")  # fmt: skip
+        if isinstance(module.state, dict):
+            declared = archive.declared_tensors(module.qualified_name)
+            pending.append((prefix, declared, iter(list(module.state.items()))))
+
+    enter("", root)
+    while pending:
+        prefix, declared, attributes = pending[-1]
+        for name, value in attributes:
+            if not isinstance(name, str):
+                continue
+            if isinstance(value, TensorRecord) and (declared is None or name in declared):
+                budget.spend("name characters", len(prefix) + len(name), "a TorchScript parameter name")
+                tensors[prefix + name] = value.array
+            elif isinstance(value, ScriptObject):
+                budget.spend("name characters", len(prefix) + len(name) + 1, "a TorchScript module path")
+                enter(f"{prefix}{name}.", value)
+                break
+        else:
+            pending.pop()
+    return tensors
 
 
 def _tensor_mapping(obj):
     """The state dict inside a `torch.save`d object: the object itself or a common wrapper key."""
-    if not isinstance(obj, dict):
-        return None
-    tensors = {key: value for key, value in obj.items() if isinstance(key, str) and isinstance(value, StoredArray)}
-    if tensors:
-        return tensors
-    for key in ("state_dict", "model", "module", "model_state_dict"):
-        inner = _tensor_mapping(obj.get(key))
-        if inner:
-            return inner
+    for _ in range(MAX_WRAPPING):
+        if not isinstance(obj, dict):
+            return None
+        tensors = {key: value.array for key, value in obj.items()
+                   if isinstance(key, str) and isinstance(value, TensorRecord)}  # fmt: skip
+        if tensors:
+            return tensors
+        obj = next((obj[key] for key in ("state_dict", "model", "module", "model_state_dict") if key in obj), None)
     return None
 
 
@@ -363,13 +232,12 @@ def read_torch_state_dict(path):
 
     Raises:
         CheckpointError: unreadable file, or no tensors in it.
-        UnsafeCheckpointError: the pickle asks for anything but tensors.
+        UnsafeCheckpointError: the pickle asks for anything but tensors, or more than its size justifies.
     """
     archive = TorchArchive(path)
-    obj = archive.unpickle()
+    obj, budget = archive.unpickle()
     if isinstance(obj, ScriptObject):
-        tensors = {}
-        _script_module_tensors(archive, obj, "", tensors)
+        tensors = _script_module_tensors(archive, obj, budget)
     else:
         tensors = _tensor_mapping(obj)
     if not tensors:

@@ -1,16 +1,19 @@
 """The `keras-clip` command: one module per subcommand under keras_clip/cli/.
 
 Every failure is one line on stderr, "keras-clip <command>: error: <what went wrong>", with exit
-status 1 (2 for a wrong option or usage); `--debug` shows the traceback instead.
+status 1 (2 for a wrong option or usage); `--debug` shows the traceback instead. What TensorFlow's and
+libjpeg's C++ code prints itself (start-up notes, a line per corrupt JPEG) is hidden unless `--debug`.
 """
 
 import argparse
+import contextlib
 import importlib
 import os
 import re
 import sys
 
 from keras_clip.cli.arguments import UsageError
+from keras_clip.cli.native_stderr import native_stderr_hidden
 
 # Subcommand name -> module in keras_clip.cli defining `add_arguments(parser)` and `run(args)`
 # (and a module docstring whose first line is the subcommand's help).
@@ -70,7 +73,8 @@ def main(argv=None):
     except SystemExit as exit:  # --help (0) or a usage error (2), already printed
         return exit.code
     try:
-        return args.run(args) or 0
+        with contextlib.nullcontext() if args.debug else native_stderr_hidden():
+            return args.run(args) or 0
     except UsageError as error:
         sys.stderr.write(usage_error(args.subparser.prog, error))
         return 2

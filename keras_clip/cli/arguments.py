@@ -6,6 +6,8 @@ Nothing here imports TensorFlow: `keras-clip --help` answers at once.
 import argparse
 import os
 
+from keras_clip.image.settings import DEFAULT_MAX_PIXELS
+
 DEFAULT_MODEL = "ViT-B/32"
 DTYPES = ("float32", "bfloat16", "float16", "mixed_bfloat16", "mixed_float16")
 
@@ -23,6 +25,25 @@ def positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def max_pixels_value(text):
+    """argparse type: a positive int, or "none" (no limit)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'none', got {text!r}") from None
+
+
+def add_max_pixels(parser):
+    """`--max-pixels`: images claiming more pixels are refused before they are decoded."""
+    parser.add_argument(
+        "--max-pixels", type=max_pixels_value, default=DEFAULT_MAX_PIXELS, metavar="N",
+        help="refuse images of more than N pixels (width x height, read from the file's header before decoding: "
+        f"a guard against decompression bombs; default {DEFAULT_MAX_PIXELS}, PIL's limit; 'none': no limit)",
+    )  # fmt: skip
 
 
 def add_model(parser, default=DEFAULT_MODEL, help_extra=""):

@@ -20,6 +20,7 @@ def add_arguments(parser):
     arguments.add_classnames(parser, "needed unless --model is a saved classifier")
     arguments.add_templates(parser)
     arguments.add_model(parser, help_extra="; or a saved ZeroShotClassifier (.keras)")
+    arguments.add_max_pixels(parser)
     arguments.add_top_k(parser, "classes printed per image")
     arguments.add_batch_size(parser, 32)
 

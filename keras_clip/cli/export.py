@@ -16,6 +16,7 @@ from keras_clip.cli.loading import is_saved_classifier, load_classifier, load_cl
 def add_arguments(parser):
     parser.add_argument("export_dir", metavar="EXPORT_DIR", help="SavedModel directory to create, e.g. models/clip/1")
     arguments.add_model(parser, help_extra="; or a saved ZeroShotClassifier (.keras)")
+    arguments.add_max_pixels(parser)
     arguments.add_classnames(parser, "exports a zero-shot classifier with a `classify` signature")
     arguments.add_templates(parser)
     arguments.add_top_k(parser, "classes returned per image by `classify`")

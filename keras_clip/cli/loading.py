@@ -1,5 +1,6 @@
 """Loading what `--model`, `--classnames` and `--templates` name, for every subcommand alike."""
 
+import dataclasses
 import json
 import os
 import sys
@@ -14,10 +15,18 @@ def progress_bars():
 
 
 def load_clip(args):
-    """The CLIP model `--model` names (with `--cache-dir` and `--dtype`)."""
+    """The CLIP model `--model` names (with `--cache-dir` and `--dtype`, and `--max-pixels` where given)."""
     from keras_clip.checkpoints.load import load_model
 
-    return load_model(args.model, cache_dir=args.cache_dir, dtype=args.dtype, verbose=progress_bars())
+    model = load_model(args.model, cache_dir=args.cache_dir, dtype=args.dtype, verbose=progress_bars())
+    return with_max_pixels(model, args)
+
+
+def with_max_pixels(model, args):
+    """The model, its preprocessing set to refuse images of more than `--max-pixels` (for subcommands that have it)."""
+    if hasattr(args, "max_pixels"):
+        model.preprocessing = dataclasses.replace(model.preprocessing, max_pixels=args.max_pixels)
+    return model
 
 
 def model_tokenizer(args, model):
@@ -53,6 +62,7 @@ def load_classifier(args, classnames=None):
         import keras
 
         classifier = keras.saving.load_model(args.model)
+        with_max_pixels(classifier.clip_model, args)
         if (given is not None and given != classifier.classnames) or args.templates is not None:
             raise UsageError(
                 f"{args.model} is a classifier with its own {len(classifier.classnames)} classes and templates; "

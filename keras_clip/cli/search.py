@@ -29,8 +29,17 @@ def run(args):
             f"{args.model} embeds in {queries.shape[1]} dimensions but {args.embeddings} holds {embeddings.shape[1]}"
         )
     rows, scores = search(embeddings, queries, top_k=args.top_k)
+    lines = []  # all of it before printing any of it: an error never leaves half the results
     for query, query_rows, query_scores in zip(args.query, rows, scores):
-        print(f"{query!r}:")
+        lines.append(f"{_printable(query)!r}:")
         for rank, (row, score) in enumerate(zip(query_rows, query_scores), start=1):
-            print(f"  {rank}. {score:.4f}  {paths[row]}")
+            lines.append(f"  {rank}. {score:.4f}  {_printable(paths[row])}")
+    print("\n".join(lines))
     return 0
+
+
+def _printable(text):
+    """A path or query as text any terminal takes: surrogates (e.g. undecodable bytes of a file name) as U+FFFD."""
+    from keras_clip.text.python_texts import fix_surrogates
+
+    return fix_surrogates(text)

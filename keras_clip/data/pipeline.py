@@ -10,7 +10,9 @@ The pipeline, per epoch:
 3. in parallel: read the image (and caption file), decode, random resized crop (or OpenAI's resize
    and centre crop with `augment=False`), normalise, and pick one caption at random;
 4. samples whose image is missing or corrupt, or that have no caption, are dropped and counted
-   (`ignore_errors`; `CaptionDatasetState`), then batches are tokenised in graph and prefetched.
+   (`ignore_errors`; `CaptionDatasetState`), and their places taken by samples of further passes, so
+   that every epoch has the number of batches the dataset announces (`full_epochs.py`);
+5. batches are tokenised in graph and prefetched.
 """
 
 import dataclasses
@@ -19,7 +21,7 @@ import random
 
 import tensorflow as tf
 
-from keras_clip.data import sources
+from keras_clip.data import full_epochs, sources
 from keras_clip.data.state import CaptionDatasetState
 from keras_clip.data.tar_shards import caption_lines, shard_samples
 from keras_clip.image.augmentation import augment_image
@@ -67,7 +69,8 @@ def prepare_example(image, captions, seed, image_resolution, augment=True, path=
         raise ValueError(f"image_resolution {image_resolution} differs from the preprocessing's "
                          f"{settings.image_resolution}")  # fmt: skip
     if augment:
-        pixels = augment_image(image, image_resolution, image_seed, normalize=False, path=path)
+        pixels = augment_image(image, image_resolution, image_seed, normalize=False, path=path,
+                               max_pixels=settings.max_pixels)
         image = normalize_image(pixels, settings.mean, settings.std)
     else:
         image = preprocess_image(image, **dataclasses.asdict(settings), path=path)
@@ -101,6 +104,10 @@ class _IndexedSamples:
             return {"index": index, "seed": tf.random.experimental.stateless_fold_in(sample_seed, index)}
 
         return tf.data.Dataset.from_tensor_slices(order).map(sample)
+
+    def marker(self):
+        """An element of the shape of `epoch`'s, standing for no sample."""
+        return {"index": tf.constant(0, tf.int64), "seed": tf.zeros([2], tf.int64)}
 
     def load(self, element):
         """(encoded image, captions, path): reads the files; a missing one fails (and is skipped)."""
@@ -155,6 +162,11 @@ class _TarSamples:
             samples = _shuffle_blocks(samples, self.shuffle_buffer, block_seed)
         return samples
 
+    def marker(self):
+        """An element of the shape of `epoch`'s, standing for no sample."""
+        return {"image": tf.constant(""), "captions": tf.zeros([0], tf.string), "name": tf.constant(""),
+                "seed": tf.zeros([2], tf.int64)}  # fmt: skip
+
     def load(self, element):
         return element["image"], element["captions"], element["name"]
 
@@ -182,6 +194,7 @@ def caption_dataset(
     state=None,
     tokenizer=None,
     preprocessing=None,
+    steps_per_epoch=None,
 ):
     """Batches of (image, caption) pairs for `CLIP.fit`, from caption files, folders or tar shards.
 
@@ -198,7 +211,17 @@ def caption_dataset(
     An image with several captions is paired with one of them, drawn anew each epoch. A sample whose
     image is missing or corrupt, or that has no caption, is skipped and counted, never an error: pass
     a `CaptionDatasetState` as `state` to read the count (`state.skipped_images.count`), and
-    `SkippedImagesReport(state)` reports it each epoch in `fit`. With a `seed`, every epoch's batches
+    `SkippedImagesReport(state)` reports it each epoch in `fit`.
+
+    Every epoch has a known number of batches, so Keras' epoch logs are the exact means over the
+    epoch's steps and a learning-rate schedule takes one step per batch (on a dataset of unknown length
+    Keras 3 runs one extra, empty step per epoch): caption files and folders have
+    `len(images) // batch_size` batches (`ceil` without `drop_remainder`), tar shards `steps_per_epoch`.
+    A skipped sample's place is taken by a sample of a further pass over the data (its own order and
+    crops), so skipped images never shorten an epoch. Tar shards without `steps_per_epoch` give one pass
+    per epoch, of unknown length: pass `steps_per_epoch` for exact logs. `len(dataset)` is the number.
+
+    With a `seed`, every epoch's batches
     are reproducible (the first epoch of two runs gives the same batches, the second epoch too, and so
     on) whatever the parallelism and the global random seed: pass `k` over the dataset (counted from 0
     in `state.epoch`, a variable) draws its order, crops and captions from `seed` and `k` only;
@@ -237,12 +260,17 @@ def caption_dataset(
             split again by tf.distribute's auto-sharding.
         state: a `CaptionDatasetState` that counts the passes started and the samples skipped
             (None: a new one nobody reads).
+        steps_per_epoch: batches per epoch, all full; None: as many as one pass over caption files or a
+            folder fills (tar shards: one pass, of unknown length). With several input pipelines, the
+            default is the smallest pipeline's, the same for all, as tf.distribute needs.
 
     Returns:
         A `tf.data.Dataset` of {"images": float32 [B, R, R, 3], "tokens": int32 [B, context_length]}.
 
     Raises:
-        FileNotFoundError, ValueError: a missing source, column or shard, an empty folder, bad arguments.
+        FileNotFoundError, ValueError: a missing source, column or shard, an empty folder, fewer images
+            than one batch (with `drop_remainder`), bad arguments. While iterating,
+            `tf.errors.InvalidArgumentError` when a whole pass yields no readable sample.
 
     Example:
     >>> state = keras_clip.data.CaptionDatasetState()
@@ -261,11 +289,14 @@ def caption_dataset(
     if format == "tar":
         shards = _part(sources.expand_shards(source), *pipelines, "tar shards")
         samples = _TarSamples(shards, _positive_int(cycle_length, "cycle_length"), shuffle_buffer)
+        pass_size = None
     else:
         if isinstance(source, (list, tuple)):
             raise ValueError(f"A {format} source is one path, got a list of {len(source)}")
         index = sources.read_caption_index(os.fspath(source), format, image_column, caption_column, image_root)
         samples = _IndexedSamples(_index_part(index, *pipelines))
+        pass_size = len(index) // num_input_pipelines  # the smallest pipeline's share
+    batches, epoch_size = _epoch_length(pass_size, batch_size, drop_remainder, steps_per_epoch, source)
 
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
@@ -281,13 +312,11 @@ def caption_dataset(
 
     def epoch(number):
         epoch_seed = tf.random.experimental.stateless_fold_in(tf.constant([int(seed), 0], tf.int64), number)
-        return samples.epoch(epoch_seed, shuffle)
+        return full_epochs.sample_stream(samples, epoch_seed, shuffle, refill=batches is not None)
 
     def decode(element):
         image, captions, path = samples.load(element)
-        image, caption = prepare_example(image, captions, element["seed"], image_resolution, augment, path,
-                                         preprocessing)  # fmt: skip
-        return {"images": image, "captions": caption}
+        return prepare_example(image, captions, element["seed"], image_resolution, augment, path, preprocessing)
 
     def tokenize(batch):
         return {"images": batch["images"], "tokens": tokenizer(batch["captions"])}
@@ -295,11 +324,15 @@ def caption_dataset(
     # One element per pass over the dataset: the pass's number, which seeds everything random in it.
     dataset = tf.data.Dataset.range(1).map(_without_autograph(start_epoch))
     dataset = dataset.flat_map(_without_autograph(epoch))
-    dataset = dataset.map(_without_autograph(skipped.count_entering))
-    dataset = dataset.map(_without_autograph(decode), num_parallel_calls=num_parallel_calls, deterministic=True)
+    decode = full_epochs.decode_unless_marker(_without_autograph(decode), image_resolution)
+    dataset = dataset.map(decode, num_parallel_calls=num_parallel_calls, deterministic=True)
     dataset = dataset.ignore_errors(log_warning=True)
-    dataset = dataset.map(_without_autograph(skipped.count_delivered))
+    dataset = full_epochs.count_and_drop_markers(dataset, skipped, _describe(source))
+    if batches is not None:
+        dataset = dataset.take(epoch_size)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if batches is not None:
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     dataset = dataset.map(_without_autograph(tokenize), num_parallel_calls=num_parallel_calls, deterministic=True)
     if prefetch is not None:
         dataset = dataset.prefetch(prefetch)
@@ -309,6 +342,29 @@ def caption_dataset(
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         dataset = dataset.with_options(options)
     return dataset
+
+
+def _epoch_length(pass_size, batch_size, drop_remainder, steps_per_epoch, source):
+    """(batches per epoch, samples per epoch), or (None, None) when unknown (tar shards, no steps_per_epoch)."""
+    if steps_per_epoch is not None:
+        steps = _positive_int(steps_per_epoch, "steps_per_epoch")
+        return steps, steps * batch_size
+    if pass_size is None:
+        return None, None
+    if not drop_remainder:
+        return -(-pass_size // batch_size), pass_size
+    if pass_size < batch_size:
+        raise ValueError(
+            f"{_describe(source)} has {pass_size} images (per input pipeline), fewer than one batch of {batch_size}: "
+            "lower batch_size or pass drop_remainder=False"
+        )
+    return pass_size // batch_size, pass_size // batch_size * batch_size
+
+
+def _describe(source):
+    if isinstance(source, (list, tuple)):
+        return f"{len(source)} tar shards ({os.fspath(source[0])}, ...)" if source else "no tar shard"
+    return os.fspath(source)
 
 
 def _part(items, count, index, what):

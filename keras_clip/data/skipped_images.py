@@ -1,8 +1,8 @@
 """Counting the samples a caption dataset skips, and reporting them during `model.fit`.
 
 A sample is skipped when its image is missing, unreadable or not a decodable image, or when it has
-no caption. `tf.data`'s `ignore_errors` drops such samples without saying how many; two counters
-around the decoding stage say it: samples entering it minus samples leaving it.
+no caption. `tf.data`'s `ignore_errors` drops such samples without saying how many; the pipeline
+numbers the samples before decoding and counts the numbers missing after it (`full_epochs.py`).
 """
 
 import logging
@@ -17,9 +17,10 @@ class SkippedImages:
     """How many samples a caption dataset skipped (image corrupt or missing, or no caption).
 
     A `CaptionDatasetState` holds one, as `state.skipped_images`. The count covers every pass over
-    the dataset since it was made (or since `reset()`). It is exact whenever no iterator is running,
-    e.g. at the end of an epoch; while the pipeline runs, samples being decoded count as skipped until
-    they come out.
+    the dataset since it was made (or since `reset()`): each unreadable sample of a pass that the
+    pass reached before its batches were full is counted once (a sample read again to refill a pass
+    is not counted again; nor is one of the last, dropped partial batch that was never needed). It
+    is up to date as soon as a batch comes out: at the end of an epoch it holds the epoch's count.
 
     Example:
     >>> state = keras_clip.data.CaptionDatasetState()
@@ -31,27 +32,19 @@ class SkippedImages:
 
     def __init__(self):
         with tf.init_scope(), tf.device("/cpu:0"):
-            self.entered = tf.Variable(0, dtype=tf.int64, trainable=False, name="samples_entered")
-            self.delivered = tf.Variable(0, dtype=tf.int64, trainable=False, name="samples_delivered")
+            self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="samples_skipped")
 
     @property
     def count(self):
         """Samples skipped so far (an int)."""
-        return int(self.entered.numpy() - self.delivered.numpy())
+        return int(self.skipped.numpy())
 
     def reset(self):
-        self.entered.assign(0)
-        self.delivered.assign(0)
+        self.skipped.assign(0)
 
-    def count_entering(self, element):
-        """A map function: counts one sample entering decoding and passes it on."""
-        with tf.control_dependencies([self.entered.assign_add(1)]):
-            return tf.nest.map_structure(tf.identity, element)
-
-    def count_delivered(self, element):
-        """A map function: counts one decoded sample and passes it on."""
-        with tf.control_dependencies([self.delivered.assign_add(1)]):
-            return tf.nest.map_structure(tf.identity, element)
+    def add(self, count):
+        """Adds `count` (an int64 tensor) skipped samples; returns the update op (for control dependencies)."""
+        return self.skipped.assign_add(count)
 
     def __repr__(self):
         return f"SkippedImages(count={self.count})"

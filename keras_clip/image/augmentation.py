@@ -16,8 +16,11 @@ import keras
 import tensorflow as tf
 
 from keras_clip.image.decoding import decode_image
-from keras_clip.image.preprocessing import DEFAULT_PARALLEL_ITERATIONS, as_rgb_pixels, normalize_image, preprocess_image
+from keras_clip.image.preprocessing import (
+    DEFAULT_PARALLEL_ITERATIONS, as_rgb_pixels, check_not_empty, normalize_image, preprocess_image,
+)
 from keras_clip.image.resizing import resize_image
+from keras_clip.image.settings import DEFAULT_MAX_PIXELS
 
 OPENCLIP_SCALE = (0.9, 1.0)
 TORCHVISION_RATIO = (3.0 / 4.0, 4.0 / 3.0)
@@ -84,6 +87,7 @@ def augment_image(
     normalize=True,
     index=None,
     path=None,
+    max_pixels=DEFAULT_MAX_PIXELS,
 ):
     """Random resized crop (and optional horizontal flip) of one image, as TensorFlow ops for `tf.data`.
 
@@ -97,6 +101,7 @@ def augment_image(
         horizontal_flip: flip left-right with probability 1/2.
         normalize: return OpenAI-normalised float32 (True) or pixels in [0, 255] (False).
         index, path: how errors name an encoded image (its position, its file), as `decode_image`.
+        max_pixels: encoded images of more pixels are refused before decoding, as `decode_image`.
 
     Returns:
         float32 [R, R, 3], R = `image_resolution` (uint8 pixels when `normalize=False` and the input
@@ -112,11 +117,11 @@ def augment_image(
     """
     image = tf.convert_to_tensor(image)
     if image.dtype == tf.string:
-        image = decode_image(image, index=index, path=path)
+        image = decode_image(image, index=index, path=path, max_pixels=max_pixels)
     elif image.shape.rank != 3:
         raise ValueError(f"augment_image takes one image [H, W, C] or encoded bytes, got shape {image.shape}")
     else:
-        image = as_rgb_pixels(image)
+        image = check_not_empty(as_rgb_pixels(image))
     seed = tf.convert_to_tensor(seed)
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     shape = tf.shape(image)

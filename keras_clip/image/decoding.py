@@ -1,8 +1,19 @@
 """Encoded image bytes -> uint8 RGB pixels, with core TensorFlow ops only (TF Serving runs them).
 
 Formats: JPEG (baseline, progressive, grayscale, CMYK), PNG (8/16-bit, grayscale, palette, alpha),
-GIF (first frame), BMP (24/32-bit and 1/4/8-bit palettes, uncompressed), WebP. Grayscale becomes
-RGB by repetition, alpha is dropped (as PIL's `convert("RGB")` does), 16-bit samples keep their high byte.
+GIF (first frame), BMP (24/32-bit and 1/4/8-bit palettes, uncompressed), WebP (still images). Grayscale
+becomes RGB by repetition, alpha is dropped (as PIL's `convert("RGB")` does), 16-bit samples keep their
+high byte.
+
+Before any pixel is decoded, the image's size is read from its header (`headers.read_header`): an
+image of more than `max_pixels` pixels is refused (a decompression bomb: a 1.2 MB PNG can claim
+20000 x 20000 pixels, 1.2 GB decoded). The default is PIL's `Image.MAX_IMAGE_PIXELS`, 178,956,970
+(PIL warns above it and refuses twice as many).
+
+Errors name the image (its index or path): eagerly a `CorruptImageError` (an `ImageTooLargeError`
+for the size limit) with the decoder's own message; in a graph an InvalidArgumentError with the same
+"Could not decode the image at index i: ..." start, the decoders' failures being caught in the graph
+(`utils.graph_attempts`).
 
 JPEGs are decoded with libjpeg's accurate integer DCT, the method PIL uses: TensorFlow's default (the
 fast DCT) differs from PIL by about one grey level on average and by up to 18 levels.
@@ -11,16 +22,15 @@ EXIF orientation is not applied (neither PIL's `Image.open` nor OpenAI's pipelin
 
 import tensorflow as tf
 
-from keras_clip.errors import CorruptImageError
+from keras_clip.errors import CorruptImageError, ImageTooLargeError
+from keras_clip.image.headers import (
+    BMP, FORMATS, GIF, JPEG, PNG, WEBP, bmp_fields, bmp_palette_layout, message, read_header,
+)
+from keras_clip.image.settings import DEFAULT_MAX_PIXELS, check_max_pixels
+from keras_clip.utils.graph_attempts import attempt
 
-SUPPORTED_FORMATS = "JPEG, PNG, GIF, BMP or WebP"
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_JPEG_SIGNATURE = b"\xff\xd8\xff"
-_BMP_HEADER_BYTES = 54  # 14-byte file header + 40-byte BITMAPINFOHEADER
-
-
-def decode_image(data, index=None, path=None):
+def decode_image(data, index=None, path=None, max_pixels=DEFAULT_MAX_PIXELS):
     """Decodes one encoded image to its RGB pixels.
 
     Args:
@@ -28,28 +38,32 @@ def decode_image(data, index=None, path=None):
         index: optional position of the image in the caller's batch or dataset (int or int tensor),
             named in errors.
         path: optional file the bytes came from (str or string tensor), named in errors.
+        max_pixels: the largest width x height decoded (checked from the header, before decoding);
+            None: no limit. Default: PIL's 178,956,970.
 
     Returns:
         uint8 tensor [height, width, 3].
 
     Raises:
         CorruptImageError: eagerly, the bytes are not an image of a supported format or are corrupt
-            (`index` and `path` set). In a graph the same failure is a `tf.errors.InvalidArgumentError`
-            whose message names the image.
+            (`index` and `path` set); `ImageTooLargeError` (a CorruptImageError) when it has more than
+            `max_pixels` pixels. In a graph the same failures are `tf.errors.InvalidArgumentError`s
+            whose message names the image ("Could not decode the image at index 3: ...").
 
     Example:
     >>> pixels = decode_image(tf.io.read_file("cat.jpg"), path="cat.jpg")
     >>> pixels.shape, pixels.dtype
     (TensorShape([300, 451, 3]), tf.uint8)
     """
+    max_pixels = check_max_pixels(max_pixels)
     data = tf.convert_to_tensor(data, tf.string)
     if data.shape.rank != 0:
         raise ValueError(f"decode_image takes one image (a scalar string), got shape {data.shape}")
     if not tf.executing_eagerly():
-        return _decode(data, _ImageName(index, path))
+        return _decode(data, _ImageName(index, path), max_pixels)
     name = _ImageName(_python_value(index), _python_value(path))
     try:
-        return _decode(data, name)
+        return _decode(data, name, max_pixels)
     except CorruptImageError:
         raise
     except tf.errors.InvalidArgumentError as error:  # a decoder's own error, e.g. "Invalid JPEG data"
@@ -77,119 +91,108 @@ def _python_value(value):
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
-def _decode(data, name):
-    # Padding lets the signature checks slice fixed positions of inputs shorter than 12 bytes.
-    header = tf.strings.join([tf.strings.substr(data, 0, 12), b"\0" * 12])
-    branches = [
-        (tf.equal(tf.strings.substr(header, 0, 3), _JPEG_SIGNATURE), lambda: _decode_jpeg(data)),
-        (tf.equal(tf.strings.substr(header, 0, 8), _PNG_SIGNATURE), lambda: tf.io.decode_png(data, channels=3)),
-        (_is_gif(header), lambda: tf.io.decode_gif(data)[0]),
-        (tf.equal(tf.strings.substr(header, 0, 2), b"BM"), lambda: _decode_bmp(data, name)),
-        (_is_webp(header), lambda: tf.io.decode_webp(data, channels=3)[0]),
-    ]
-    image = tf.case(branches, default=lambda: _unknown_format(data, name), exclusive=False)
+def _refusal(header, max_pixels):
+    """(why the image is not decoded: "" when it is, True when it is too large), from its header."""
+    width, height = header.width, header.height
+    empty = tf.logical_or(width < 1, height < 1)
+    too_large = tf.constant(False)
+    if max_pixels is not None:
+        # In floats: width * height of a hostile header can overflow int64.
+        pixels = tf.cast(width, tf.float64) * tf.cast(height, tf.float64)
+        too_large = tf.logical_and(tf.logical_not(empty), pixels > float(max_pixels))
+        too_large = tf.logical_and(tf.equal(header.problem, ""), too_large)
+    reason = tf.case(
+        [
+            (tf.not_equal(header.problem, ""), lambda: header.problem),
+            (empty, lambda: message("its header gives it no pixels (", width, " x ", height, ")")),
+            (too_large, lambda: message(
+                "its ", width, " x ", height, " pixels exceed max_pixels (", str(max_pixels),
+                "), a guard against decompression bombs; pass a larger max_pixels to decode it",
+            )),
+        ],
+        default=lambda: tf.constant(""),
+    )  # fmt: skip
+    return reason, too_large
+
+
+def _decode(data, name, max_pixels):
+    header = read_header(data)
+    reason, too_large = _refusal(header, max_pixels)
+    if tf.executing_eagerly():
+        if reason.numpy():
+            error = ImageTooLargeError if too_large.numpy() else CorruptImageError
+            raise error(reason.numpy().decode("utf-8", "replace"), name.index, name.path)
+        return _decode_format(header.kind, header.data)
+
+    def decode():
+        image, decoded = _attempt_decoding(header.kind, header.data)
+        format_name = tf.gather(tf.constant(FORMATS), header.kind)
+        corrupt = message("its ", tf.strings.length(data), " bytes are not a valid ", format_name,
+                          " file (corrupt or truncated data)")  # fmt: skip
+        return tf.cond(decoded, lambda: image, lambda: _fail(name, corrupt))
+
+    image = tf.cond(tf.equal(reason, ""), decode, lambda: _fail(name, reason))
     return tf.ensure_shape(image, [None, None, 3])
 
 
-def _decode_jpeg(data):
-    return tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")
+@tf.function(input_signature=[tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.string)], autograph=False)
+def _attempt_decoding(kind, data):
+    """(pixels, True), or (an empty image, False) when the decoder fails: in graphs (one function, traced once)."""
+    return attempt(_decode_format, (kind, data), tf.zeros([0, 0, 3], tf.uint8))
 
 
-def _is_gif(header):
-    magic = tf.strings.substr(header, 0, 6)
-    return tf.logical_or(tf.equal(magic, b"GIF87a"), tf.equal(magic, b"GIF89a"))
-
-
-def _is_webp(header):
-    return tf.logical_and(
-        tf.equal(tf.strings.substr(header, 0, 4), b"RIFF"), tf.equal(tf.strings.substr(header, 8, 4), b"WEBP")
-    )
-
-
-def _message(*parts):
-    """A scalar string tensor joining strings and int tensors (tf.strings.format would quote strings)."""
-    parts = [tf.convert_to_tensor(part) for part in parts]
-    return tf.strings.join([part if part.dtype == tf.string else tf.strings.as_string(part) for part in parts])
+def _decode_format(kind, data):
+    """The decoder of the format `kind` on `data` (a format `read_header` found sound)."""
+    decoders = {
+        JPEG: lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+        PNG: lambda: tf.io.decode_png(data, channels=3),
+        GIF: lambda: tf.io.decode_gif(data)[0],  # `data` holds only the first frame
+        BMP: lambda: _decode_bmp(data),
+        WEBP: lambda: tf.io.decode_webp(data, channels=3)[0],
+    }
+    image = tf.switch_case(kind, [decoders[format_index] for format_index in range(len(FORMATS))])
+    return tf.ensure_shape(image, [None, None, 3])
 
 
 def _fail(name, reason):
-    """Fails decoding `name` for `reason` (a scalar string tensor): eagerly a CorruptImageError, in a
-    graph an assertion (InvalidArgumentError "Could not decode <name>: <reason>") and a [0, 0, 3] image."""
-    if tf.executing_eagerly():
-        raise CorruptImageError(reason.numpy().decode("utf-8", "replace"), name.index, name.path)
-    check = tf.debugging.Assert(False, [_message("Could not decode ", name.tensor(), ": ", reason)], summarize=1)
+    """Fails decoding `name` for `reason` (a scalar string tensor) in a graph: an assertion
+    (InvalidArgumentError "Could not decode <name>: <reason>") and a [0, 0, 3] image."""
+    check = tf.debugging.Assert(False, [message("Could not decode ", name.tensor(), ": ", reason)], summarize=1)
     with tf.control_dependencies([check]):
         return tf.zeros([0, 0, 3], tf.uint8)
 
 
-def _unknown_format(data, name):
-    reason = _message(
-        "its ", tf.strings.length(data), f" bytes are not a {SUPPORTED_FORMATS} file (empty, truncated or not an image)"
-    )
-    return _fail(name, reason)
-
-
-def _little_endian(data, offset, dtype):
-    size = tf.dtypes.as_dtype(dtype).size
-    return tf.io.decode_raw(tf.strings.substr(data, offset, size), dtype, little_endian=True)[0]
-
-
-def _decode_bmp(data, name):
+def _decode_bmp(data):
     """BMP: TensorFlow decodes 24/32-bit files; palette files (1/4/8-bit) are decoded here.
 
     TensorFlow's own BMP decoder reads an 8-bit palette image as grayscale indices (wrong colours)
     and rejects 1/4-bit files, so those go through `_decode_bmp_palette`.
     """
-    long_enough = tf.strings.length(data) >= _BMP_HEADER_BYTES
-    header = tf.strings.join([tf.strings.substr(data, 0, _BMP_HEADER_BYTES), b"\0" * _BMP_HEADER_BYTES])
-    info_size = _little_endian(header, 14, tf.int32)
-    bits = tf.cast(_little_endian(header, 28, tf.uint16), tf.int32)
-    compression = _little_endian(header, 30, tf.int32)
-    rgb = tf.logical_and(tf.reduce_any(tf.equal(bits, [24, 32])), tf.reduce_any(tf.equal(compression, [0, 3])))
-    palette = tf.logical_and(tf.reduce_any(tf.equal(bits, [1, 4, 8])), tf.equal(compression, 0))
-    valid = tf.logical_and(long_enough, info_size >= 40)
-    unsupported = _message(
-        "unsupported or corrupt BMP (", bits, " bits per pixel, compression ", compression,
-        "); uncompressed 1, 4, 8, 24 and 32-bit BMPs are supported",
-    )
-    return tf.case(
-        [
-            (tf.logical_and(valid, rgb), lambda: tf.io.decode_bmp(data, channels=3)),
-            (tf.logical_and(valid, palette), lambda: _decode_bmp_palette(data, header, info_size, bits, name)),
-        ],
-        default=lambda: _fail(name, unsupported),
-        exclusive=True,
+    head = tf.io.decode_raw(tf.strings.substr(data, 0, 54), tf.uint8)  # `read_header` checked it is complete
+    fields = bmp_fields(head)
+    return tf.cond(
+        fields["bits"] >= 24, lambda: tf.io.decode_bmp(data, channels=3), lambda: _decode_bmp_palette(data, fields)
     )
 
 
-def _decode_bmp_palette(data, header, info_size, bits, name):
-    pixel_offset = _little_endian(header, 10, tf.int32)
-    width = _little_endian(header, 18, tf.int32)
-    signed_height = _little_endian(header, 22, tf.int32)
-    height = tf.abs(signed_height)
-    colors_used = _little_endian(header, 46, tf.int32)
-    num_colors = tf.where(colors_used > 0, colors_used, tf.bitwise.left_shift(1, bits))
-    row_bytes = (bits * width + 31) // 32 * 4  # rows are padded to 4 bytes
-    needed = tf.maximum(pixel_offset + row_bytes * height, 14 + info_size + 4 * num_colors)
-    complete = tf.logical_and(tf.strings.length(data) >= needed, width > 0)
-    check = tf.cond(
-        complete,
-        lambda: tf.zeros([0, 0, 3], tf.uint8),
-        lambda: _fail(name, tf.constant("truncated or corrupt BMP")),
-    )
-    with tf.control_dependencies([check]):
-        # Palette entries are blue, green, red, reserved.
-        palette = tf.io.decode_raw(tf.strings.substr(data, 14 + info_size, 4 * num_colors), tf.uint8)
-        palette = tf.reverse(tf.reshape(palette, [-1, 4])[:, :3], axis=[1])
-        rows = tf.io.decode_raw(tf.strings.substr(data, pixel_offset, row_bytes * height), tf.uint8)
-    rows = tf.reshape(rows, [height, row_bytes])
+def _decode_bmp_palette(data, fields):
+    """A 1, 4 or 8-bit BMP whose header `read_header` checked (its rows and palette are in `data`)."""
+    row_bytes, colors = bmp_palette_layout(fields)
+    bits, width, height = fields["bits"], fields["width"], tf.abs(fields["signed_height"])
+    zero = tf.constant(0, tf.int64)
+    # Palette entries are blue, green, red, reserved.
+    palette = tf.io.decode_raw(tf.strings.substr(data, 14 + fields["info_size"], 4 * colors), tf.uint8)
+    palette = tf.reverse(tf.reshape(palette, [-1, 4])[:, :3], axis=[1])
+    rows = tf.io.decode_raw(tf.strings.substr(data, fields["pixel_offset"], row_bytes * height), tf.uint8)
+    rows = tf.reshape(rows, tf.stack([height, row_bytes]))
     per_byte = 8 // bits
     # Split each byte into `per_byte` indices, most significant bits first.
     shifts = tf.cast(8 - bits * (tf.range(per_byte) + 1), tf.uint8)
-    mask = tf.cast(tf.bitwise.left_shift(1, bits) - 1, tf.uint8)
+    mask = tf.cast(tf.bitwise.left_shift(tf.constant(1, tf.int64), bits) - 1, tf.uint8)
     indices = tf.bitwise.bitwise_and(tf.bitwise.right_shift(rows[:, :, None], shifts), mask)
-    indices = tf.reshape(indices, [height, row_bytes * per_byte])[:, :width]
-    indices = tf.minimum(tf.cast(indices, tf.int32), num_colors - 1)
+    indices = tf.reshape(indices, tf.stack([height, row_bytes * per_byte]))
+    indices = tf.slice(indices, tf.stack([zero, zero]), tf.stack([height, width]))
+    indices = tf.minimum(tf.cast(indices, tf.int64), colors - 1)
     image = tf.gather(palette, indices)
     # A positive height means the rows are stored bottom-up.
-    return tf.cond(signed_height > 0, lambda: tf.reverse(image, axis=[0]), lambda: image)
+    return tf.cond(fields["signed_height"] > 0, lambda: tf.reverse(image, axis=[0]), lambda: image)

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from keras_clip.image.decoding import decode_image
 from keras_clip.image.resizing import resize_to_square
-from keras_clip.image.settings import OPENAI_IMAGE_MEAN, OPENAI_IMAGE_STD, Preprocessing
+from keras_clip.image.settings import DEFAULT_MAX_PIXELS, OPENAI_IMAGE_MEAN, OPENAI_IMAGE_STD, Preprocessing
 
 # Images decoded at once by a batch of encoded images inside a graph: bounds the memory a batch of
 # large photographs takes (a 6000x4000 JPEG needs about 100 MB while it is resized).
@@ -72,8 +72,26 @@ def _pixels(images, settings):
     return resize_to_square(images, settings.image_resolution, settings.interpolation, settings.resize_mode)
 
 
+def check_not_empty(images):
+    """Pixel images with no rows or no columns cannot be resized: a clear error (ValueError when the shape is
+    known, else InvalidArgumentError at run time) instead of a division by zero."""
+    shape = images.shape
+    height, width = shape[-3], shape[-2]
+    if height == 0 or width == 0:
+        raise ValueError(f"Images of {height} x {width} pixels (shape {shape}) have nothing to resize")
+    if height is not None and width is not None:
+        return images
+    dynamic = tf.shape(images)
+    check = tf.debugging.Assert(tf.logical_and(dynamic[-3] > 0, dynamic[-2] > 0), [tf.strings.join([
+        "Images of ", tf.strings.as_string(dynamic[-3]), " x ", tf.strings.as_string(dynamic[-2]),
+        " pixels have nothing to resize",
+    ])])  # fmt: skip
+    with tf.control_dependencies([check]):
+        return tf.identity(images)
+
+
 def _decoded_pixels(data, settings, index=None, path=None):
-    return _pixels(decode_image(data, index=index, path=path), settings)
+    return _pixels(decode_image(data, index=index, path=path, max_pixels=settings.max_pixels), settings)
 
 
 def _preprocess_encoded(data, settings, parallel_iterations, path):
@@ -111,6 +129,7 @@ def preprocess_image(
     std=OPENAI_IMAGE_STD,
     interpolation="bicubic",
     resize_mode="shortest",
+    max_pixels=DEFAULT_MAX_PIXELS,
 ):
     """A CLIP's image preprocessing of encoded images or pixels, as TensorFlow ops (usable in `tf.data`).
 
@@ -128,13 +147,17 @@ def preprocess_image(
         interpolation: "bicubic" or "bilinear" (PIL's antialiased filters, bit for bit).
         resize_mode: "shortest" (shorter side to `image_resolution`, centre crop), "squash" (both sides)
             or "longest" (longer side, centred on black).
+        max_pixels: encoded images of more pixels (width x height, read from their header before
+            decoding) are refused; None: no limit. Default: PIL's 178,956,970.
 
     Returns:
         float32 [N, R, R, 3] (or [R, R, 3] for one image), R = `image_resolution`.
 
     Raises:
         CorruptImageError: eagerly, bytes that are not a decodable image (its `index` in the batch, or
-            `path`, set); in a graph, a `tf.errors.InvalidArgumentError` whose message names it.
+            `path`, set), `ImageTooLargeError` for one of more than `max_pixels`; in a graph, a
+            `tf.errors.InvalidArgumentError` whose message names it ("the image at index 3").
+        ValueError: pixel images of 0 rows or columns.
 
     Example:
     >>> dataset = tf.data.Dataset.list_files("photos/*.jpg").map(tf.io.read_file)
@@ -142,12 +165,15 @@ def preprocess_image(
     >>> next(iter(dataset)).shape
     TensorShape([32, 224, 224, 3])
     """
-    settings = Preprocessing(image_resolution, mean, std, interpolation, resize_mode)
+    settings = Preprocessing(image_resolution, mean, std, interpolation, resize_mode, max_pixels)
     images = tf.convert_to_tensor(images)
     if images.dtype == tf.string:
         pixels = _preprocess_encoded(images, settings, parallel_iterations, path)
+    elif images.shape.rank == 4 and images.shape[0] == 0:  # an empty batch, whatever its images' size
+        side = settings.image_resolution
+        pixels = tf.zeros([0, side, side, 3], as_rgb_pixels(images).dtype)
     else:
-        pixels = _pixels(as_rgb_pixels(images), settings)
+        pixels = _pixels(check_not_empty(as_rgb_pixels(images)), settings)
     return normalize_image(pixels, settings.mean, settings.std)
 
 
@@ -170,6 +196,9 @@ class ImagePreprocessor(keras.layers.Layer):
         mean, std: per RGB channel, of pixels scaled to [0, 1] (OpenAI's by default).
         interpolation: "bicubic" (OpenAI's) or "bilinear".
         resize_mode: "shortest" (OpenAI's), "squash" or "longest".
+        max_pixels: encoded images of more pixels (width x height, from their header) are refused before
+            they are decoded (a decompression bomb can claim gigapixels in a few kilobytes); None: no limit.
+            Default: PIL's 178,956,970; `keras_clip.load(..., max_pixels=)` sets it.
 
     Inputs: `tf.string` encoded images, a scalar or [N]; or pixels [N, H, W, C] / [H, W, C]
     (C = 1, 3 or 4), uint8 in 0..255 or float with values in [0, 255].
@@ -183,12 +212,13 @@ class ImagePreprocessor(keras.layers.Layer):
     """
 
     def __init__(self, image_resolution=224, parallel_iterations=DEFAULT_PARALLEL_ITERATIONS, mean=OPENAI_IMAGE_MEAN,
-                 std=OPENAI_IMAGE_STD, interpolation="bicubic", resize_mode="shortest", **kwargs):  # fmt: skip
+                 std=OPENAI_IMAGE_STD, interpolation="bicubic", resize_mode="shortest", max_pixels=DEFAULT_MAX_PIXELS,
+                 **kwargs):  # fmt: skip
         kwargs.setdefault("dtype", "float32")
         super().__init__(autocast=False, **kwargs)
         # Lets callers pass Python bytes or lists of them; `call` converts them to tf.string.
         self._allow_non_tensor_positional_args = True
-        self.settings = Preprocessing(int(image_resolution), mean, std, interpolation, resize_mode)
+        self.settings = Preprocessing(int(image_resolution), mean, std, interpolation, resize_mode, max_pixels)
         self.image_resolution = self.settings.image_resolution
         self.parallel_iterations = int(parallel_iterations)
         self.built = True
@@ -201,7 +231,8 @@ class ImagePreprocessor(keras.layers.Layer):
     def call(self, inputs):
         settings = self.settings
         return preprocess_image(inputs, self.image_resolution, self.parallel_iterations, None, settings.mean,
-                                settings.std, settings.interpolation, settings.resize_mode)  # fmt: skip
+                                settings.std, settings.interpolation, settings.resize_mode,
+                                settings.max_pixels)  # fmt: skip
 
     def compute_output_shape(self, input_shape):
         side = (self.image_resolution, self.image_resolution, 3)

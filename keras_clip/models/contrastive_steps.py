@@ -4,6 +4,8 @@ import keras
 import tensorflow as tf
 
 from keras_clip.losses import contrastive_loss, num_replicas_in_sync, sigmoid_loss
+from keras_clip.models.accumulation import accumulated_gradients
+from keras_clip.models.gradients import dense_gradient
 
 # `compile(loss=...)`: CLIP's softmax loss, SigLIP's sigmoid loss, or its chunked form (same numbers, less memory).
 LOSSES = ("contrastive", "sigmoid", "chunked_sigmoid")
@@ -16,6 +18,11 @@ def unpack_batch(data):
         if missing:
             raise ValueError(f"A CLIP training batch needs the keys 'images' and 'tokens'; missing {sorted(missing)}")
         return data["images"], data["tokens"]
+    if isinstance(data, (tuple, list)) and len(data) in (1, 3):  # Keras' (x,) or (x, y, sample_weight)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(tuple(data))
+        if sample_weight is not None:
+            raise ValueError("CLIP's contrastive losses take no sample weights")
+        return unpack_batch(x if y is None else (x, y))
     if isinstance(data, (tuple, list)) and len(data) == 2:
         first, second = data
         if isinstance(first, dict):  # (x, y) with the inputs as x
@@ -38,8 +45,8 @@ class ContrastiveSteps:
     #: Set to False for the naive per-replica loss (only to compare against; not CLIP's loss).
     global_negatives = True
 
-    def compile(self, optimizer="rmsprop", loss=None, **kwargs):
-        """Keras' `compile`, with the contrastive loss chosen by name.
+    def compile(self, optimizer="rmsprop", loss=None, accumulation_steps=1, **kwargs):
+        """Keras' `compile`, with the contrastive loss chosen by name and, for big batches, exact accumulation.
 
         Args:
             optimizer: as for `keras.Model.compile`.
@@ -47,6 +54,12 @@ class ContrastiveSteps:
                 scored one replica's block of texts at a time with the blocks' logits recomputed in the
                 backward pass: the same loss and gradients in less memory). None: "sigmoid" for a model
                 with a `logit_bias`, else "contrastive".
+            accumulation_steps: split each batch (each replica's part) into this many micro-batches, embed them
+                without gradients, take the loss over the whole batch's features, then back-propagate one
+                micro-batch at a time (keras_clip/models/accumulation.py): the big batch's loss, negatives and
+                update, with one micro-batch's activations in memory, for a second forward pass of each.
+                (A ModifiedResNet's BatchNorm normalises each micro-batch by its own statistics, so only
+                ViT models train exactly as with the whole batch.)
             **kwargs: `keras.Model.compile`'s other arguments (not `metrics`: the step logs its own).
 
         Example:
@@ -59,7 +72,10 @@ class ContrastiveSteps:
         if loss != "contrastive" and self.logit_bias is None:
             raise ValueError(f"loss={loss!r} needs a logit_bias: create the model with init_logit_bias "
                              "(SigLIP's: -10)")  # fmt: skip
+        if not isinstance(accumulation_steps, int) or accumulation_steps < 1:
+            raise ValueError(f"accumulation_steps must be a positive integer; got {accumulation_steps!r}")
         self.loss_name = loss
+        self.accumulation_steps = accumulation_steps
         super().compile(optimizer=optimizer, **kwargs)
 
     def _create_contrastive_metrics(self):
@@ -83,6 +99,10 @@ class ContrastiveSteps:
         images, tokens = unpack_batch(data)
         image_features = self.encode_image(images, training=training)
         text_features = self.encode_text(tokens, training=training)
+        return self._loss_of_features(image_features, text_features)
+
+    def _loss_of_features(self, image_features, text_features):
+        """`(loss, image_to_text_accuracy, text_to_image_accuracy)` of this replica's rows (compile's loss)."""
         loss = getattr(self, "loss_name", "contrastive" if self.logit_bias is None else "sigmoid")
         if loss == "contrastive":
             return contrastive_loss(image_features, text_features, self.logit_scale, self.global_negatives)
@@ -113,14 +133,20 @@ class ContrastiveSteps:
 
     def train_step(self, data):
         batch_size = tf.shape(unpack_batch(data)[0])[0]
+        weights = self.trainable_weights
+        steps = getattr(self, "accumulation_steps", 1)
+        if steps > 1:
+            images, tokens = unpack_batch(data)
+            values, gradients = accumulated_gradients(self, images, tokens, steps, self._loss_of_features)
+            self.optimizer.apply_gradients(zip(gradients, weights))
+            return self._update_metrics(values, batch_size)
         with tf.GradientTape() as tape:
             values = self._forward_loss(data, training=True)
             loss = values[0] / num_replicas_in_sync()
             if self.losses:
                 loss += tf.add_n(self.losses) / num_replicas_in_sync()
             scaled_loss = self.optimizer.scale_loss(loss)
-        weights = self.trainable_weights
-        gradients = tape.gradient(scaled_loss, weights)
+        gradients = [dense_gradient(gradient) for gradient in tape.gradient(scaled_loss, weights)]
         self.optimizer.apply_gradients(zip(gradients, weights))
         return self._update_metrics(values, batch_size)
 

@@ -11,6 +11,7 @@ from keras_clip.errors import CorruptImageError
 from keras_clip.image.decoding import decode_image
 from keras_clip.image.files import list_image_files
 from keras_clip.image.preprocessing import preprocess_image
+from keras_clip.text.python_texts import texts_to_tensor
 from keras_clip.text.tokenizer import Tokenizer
 from keras_clip.utils.atomic_files import save_npy
 from keras_clip.utils.normalization import l2_normalize
@@ -38,26 +39,28 @@ def check_model_first(model, function_name):
         )
 
 
-def encoded_image_embedder(model):
-    """`model.visual` on a batch of encoded images, decoded and preprocessed in the same graph (cached).
+def encoded_image_embedder(model, preprocessing=None):
+    """`model.visual` on a batch of encoded images, decoded and preprocessed in the same graph (cached per
+    `preprocessing`, a `Preprocessing`; None: the model's own).
 
     Preprocessing in the model's own graph runs it between the model's layers rather than beside
     them: on a few cores, decoding threads running next to the model's matrix products slow both.
     """
-    embedder = model.__dict__.get("_encoded_image_embedder")
-    if embedder is None:
-        settings, threads = dataclasses.asdict(model.preprocessing), _preprocessing_threads()
+    preprocessing = preprocessing or model.preprocessing
+    embedders = model.__dict__.setdefault("_encoded_image_embedders", {})  # not tracked by Keras
+    if preprocessing not in embedders:
+        settings, threads = dataclasses.asdict(preprocessing), _preprocessing_threads()
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
         def embedder(encoded):
             images = preprocess_image(encoded, **settings, parallel_iterations=threads)
             return tf.cast(model.visual(images, training=False), tf.float32)
 
-        model.__dict__["_encoded_image_embedder"] = embedder  # not tracked by Keras
-    return embedder
+        embedders[preprocessing] = embedder
+    return embedders[preprocessing]
 
 
-def _embed_encoded_batch(embedder, indices, paths, encoded, skip_errors):
+def _embed_encoded_batch(embedder, indices, paths, encoded, skip_errors, max_pixels):
     """Embeds a batch. If an image does not decode, it is found by decoding each eagerly: the first
     raises its CorruptImageError (index and path set), or, with `skip_errors`, all are left out."""
     try:
@@ -67,7 +70,7 @@ def _embed_encoded_batch(embedder, indices, paths, encoded, skip_errors):
     kept = np.ones(len(encoded), bool)
     for position, (index, path) in enumerate(zip(indices, paths)):
         try:
-            decode_image(encoded[position], index=index, path=path)
+            decode_image(encoded[position], index=index, path=path, max_pixels=max_pixels)
         except CorruptImageError:
             if not skip_errors:
                 raise
@@ -86,14 +89,15 @@ def _embed_pixel_dataset(model, dataset, batch_size, bar):
     return features
 
 
-def _embed_encoded_dataset(model, dataset, batch_size, skip_errors, bar):
+def _embed_encoded_dataset(model, preprocessing, dataset, batch_size, skip_errors, bar):
     """(index, path or "", encoded bytes) elements: read ahead by tf.data, decoded and embedded in the
     model's graph. Returns the features and the paths of the embedded elements."""
-    embedder = encoded_image_embedder(model)
+    embedder = encoded_image_embedder(model, preprocessing)
     features, kept_paths = [], []
     for indices, paths, encoded in _without_autotuning(dataset.batch(batch_size).prefetch(2)):
         paths = [path.decode() or None for path in paths.numpy()]
-        batch_features, kept = _embed_encoded_batch(embedder, indices.numpy().tolist(), paths, encoded, skip_errors)
+        batch_features, kept = _embed_encoded_batch(embedder, indices.numpy().tolist(), paths, encoded, skip_errors,
+                                                    preprocessing.max_pixels)  # fmt: skip
         if batch_features is not None:
             features.append(batch_features)
         kept_paths.extend(path for path, keep in zip(paths, kept) if keep)
@@ -111,7 +115,7 @@ def _read_files(paths, skip_errors):
 
 
 def embed_images(model, images, batch_size=32, normalize=True, output=None, skip_errors=False, verbose=True,
-                 return_paths=False):  # fmt: skip
+                 return_paths=False, max_pixels="model"):  # fmt: skip
     """Image embeddings of files, a folder or a tf.data.Dataset, as a numpy array.
 
     tf.data reads the files ahead of the model; each batch is then decoded and preprocessed (the
@@ -133,18 +137,25 @@ def embed_images(model, images, batch_size=32, normalize=True, output=None, skip
         verbose: show a progress bar.
         return_paths: also return the list of the embedded files' paths, row by row (None for a
             dataset input).
+        max_pixels: encoded images of more pixels (width x height, read from their header) are refused
+            before they are decoded (skipped with `skip_errors`); None: no limit. "model": the model's
+            `preprocessing.max_pixels` (PIL's 178,956,970 unless `keras_clip.load(max_pixels=)` set it).
 
     Returns:
         float32 numpy array [N, embed_dim], or `(embeddings, paths)` with `return_paths`.
 
     Raises:
-        CorruptImageError: an undecodable image (its `path` and `index` set), unless `skip_errors`.
+        CorruptImageError: an undecodable image (its `path` and `index` set; `ImageTooLargeError` for
+            one of more than `max_pixels`), unless `skip_errors`.
         tf.errors.NotFoundError: a missing file, unless `skip_errors`.
 
     Example:
     >>> embeddings = keras_clip.embed_images(model, "photos/", output="photos.npy")
     """
     check_model_first(model, "embed_images")
+    preprocessing = model.preprocessing
+    if max_pixels != "model":
+        preprocessing = dataclasses.replace(preprocessing, max_pixels=max_pixels)
     paths = list_image_files(images) if isinstance(images, (str, os.PathLike)) else None
     if paths is None and not isinstance(images, tf.data.Dataset):
         paths = [os.fspath(path) for path in images]
@@ -153,10 +164,10 @@ def embed_images(model, images, batch_size=32, normalize=True, output=None, skip
     with tqdm(total=total, unit="image", desc="Embedding images", disable=not verbose) as bar:
         if paths is not None:
             files = _read_files(paths, skip_errors)
-            features, kept_paths = _embed_encoded_dataset(model, files, batch_size, skip_errors, bar)
+            features, kept_paths = _embed_encoded_dataset(model, preprocessing, files, batch_size, skip_errors, bar)
         elif images.element_spec.dtype == tf.string:
             unnamed = images.enumerate().map(lambda index, encoded: (index, tf.constant(""), encoded))
-            features, _ = _embed_encoded_dataset(model, unnamed, batch_size, skip_errors, bar)
+            features, _ = _embed_encoded_dataset(model, preprocessing, unnamed, batch_size, skip_errors, bar)
         else:
             features = _embed_pixel_dataset(model, images, batch_size, bar)
     result = np.concatenate(features) if features else np.zeros((0, model.embed_dim), np.float32)
@@ -190,7 +201,7 @@ def embed_texts(model, texts, batch_size=256, normalize=True, output=None, verbo
     if not isinstance(texts, tf.data.Dataset):
         texts = list(texts)
         total = len(texts)
-        texts = tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string) if texts else tf.zeros([0], tf.string))
+        texts = tf.data.Dataset.from_tensor_slices(texts_to_tensor(texts, "embed_texts"))
     if tokenizer is None:
         if model.logit_bias is not None:
             raise ValueError("A SigLIP model's texts need its tokenizer: embed_texts(model, texts, "

@@ -52,6 +52,10 @@ def write_index(embeddings_path, paths, model_source):
 def read_index(embeddings_path):
     """`(embeddings, paths, model source)` of an embeddings file and its side-car JSON, checked.
 
+    Everything is checked before anything is used: the `.npy` header against the file's size (its data
+    is mapped, never allocated from the header's word), float rows that are finite and not zero, a JSON
+    object with a model name and one path (a string) per row. Memory: the file's size.
+
     Raises:
         FileNotFoundError: the `.npy` or its `.json` is missing.
         ValueError: either file is corrupt, or they disagree (rows vs paths).
@@ -61,18 +65,39 @@ def read_index(embeddings_path):
     for path in (embeddings_path, sidecar):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path} does not exist (write both files with `keras-clip embed`)")
-    try:
-        embeddings = np.load(embeddings_path, allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise ValueError(f"{embeddings_path} is not a readable .npy file: {error}") from None
-    if embeddings.ndim != 2 or not np.issubdtype(embeddings.dtype, np.floating):
-        raise ValueError(f"{embeddings_path} holds {embeddings.dtype} {embeddings.shape}, not float embeddings [N, D]")
+    embeddings = _read_embeddings(embeddings_path)
     try:
         with open(sidecar, encoding="utf-8") as file:
             index = json.load(file)
-        paths, model_source = list(index["paths"]), index["model"]
-    except (ValueError, KeyError, TypeError) as error:
+        paths, model_source = index["paths"], index["model"]
+    except (ValueError, KeyError, TypeError, RecursionError) as error:
         raise ValueError(f"{sidecar} is not an embeddings index (JSON with 'model' and 'paths'): {error}") from None
+    if not isinstance(model_source, str) or not model_source:
+        raise ValueError(f"{sidecar}: 'model' must name the model that made the embeddings, got {model_source!r:.80}")
+    if not isinstance(paths, list) or not all(isinstance(path, str) for path in paths):
+        raise ValueError(f"{sidecar}: 'paths' must be a list of file paths (strings)")
     if len(paths) != len(embeddings):
         raise ValueError(f"{embeddings_path} has {len(embeddings)} rows but {sidecar} lists {len(paths)} paths")
     return embeddings, paths, model_source
+
+
+def _read_embeddings(path):
+    try:
+        # Mapped: a header claiming more data than the file holds is refused instead of allocated.
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"{path} is not a readable .npy file: {error}") from None
+    if not isinstance(mapped, np.ndarray):  # an .npz archive
+        mapped.close()
+        raise ValueError(f"{path} is not a readable .npy file: it is an .npz archive")
+    if mapped.ndim != 2 or not np.issubdtype(mapped.dtype, np.floating) or mapped.dtype.itemsize > 8:
+        raise ValueError(f"{path} holds {mapped.dtype} {mapped.shape}, not float embeddings [N, D]")
+    if mapped.shape[0] == 0 or mapped.shape[1] == 0:
+        raise ValueError(f"{path} holds no embeddings (shape {mapped.shape})")
+    embeddings = np.array(mapped, dtype=np.float32)
+    del mapped
+    bad = ~np.isfinite(embeddings).all(axis=1) | ~embeddings.any(axis=1)
+    if bad.any():
+        raise ValueError(f"{path}: row {int(np.flatnonzero(bad)[0])} is not an embedding (not finite, or all zero); "
+                         f"{int(bad.sum())} such row(s)")  # fmt: skip
+    return embeddings

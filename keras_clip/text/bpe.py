@@ -29,6 +29,9 @@ _NUM_MERGES = 49152 - 256 - 2
 _NO_MERGE = np.iinfo(np.int64).max
 _PAIR_BASE = 1 << 16  # ids < 2**16, so left * 2**16 + right names a pair
 _CACHE_CAPACITY = 1 << 17  # distinct out-of-vocabulary words remembered
+# Longer words are merged anew each time: with them, hostile input could fill the cache with ~100 GB.
+# 128 bytes hold any English word and 42 CJK characters; the cache stays under ~70 MB.
+MAX_CACHED_WORD_BYTES = 128
 
 
 def bytes_to_unicode():
@@ -140,10 +143,12 @@ class BytePairEncoder(tf.Module):
         new_words = tf.gather_nd(words, uncached)
         symbols, splits = self._merge(new_words)
         encoded = _ids_to_text(tf.cast(symbols, tf.int32), splits)
+        short = tf.where(tf.strings.length(new_words) <= MAX_CACHED_WORD_BYTES)[:, 0]
+        cached_words, cached_ids = tf.gather(new_words, short), tf.gather(encoded, short)
         room = tf.maximum(_CACHE_CAPACITY - self._cache.size(), 0)
-        keep = tf.minimum(room, tf.size(new_words, out_type=tf.int64))
+        keep = tf.minimum(room, tf.size(cached_words, out_type=tf.int64))
         insert = self._cache.insert(
-            _cache_keys(new_words[:keep]), tf.strings.join([new_words[:keep], MARK, encoded[:keep]])
+            _cache_keys(cached_words[:keep]), tf.strings.join([cached_words[:keep], MARK, cached_ids[:keep]])
         )
         with tf.control_dependencies([insert]):
             return tf.tensor_scatter_nd_update(cached, uncached, encoded)

@@ -18,6 +18,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from keras_clip.text.cleaning import TextCleaner, char_class
+from keras_clip.text.python_texts import texts_to_tensor
 
 SPIECE_UNDERLINE = "\u2581"
 # `str.isspace()` (what Python's `re` calls `\s` and `str.strip()` removes), Unicode 14.
@@ -111,7 +112,8 @@ class SentencePieceTokenizer(keras.layers.Layer):
 
     def __call__(self, inputs, *args, **kwargs):
         if isinstance(inputs, (str, bytes, list, tuple, np.ndarray)):
-            inputs = tf.convert_to_tensor(inputs, tf.string)
+            # Lone surrogates become U+FFFD, as for CLIP's tokenizer (transformers' SiglipTokenizer raises).
+            inputs = texts_to_tensor(inputs, "SentencePieceTokenizer")
         return super().__call__(inputs, *args, **kwargs)
 
     def call(self, inputs):
@@ -163,13 +165,14 @@ class SentencePieceTokenizer(keras.layers.Layer):
             pieces.row_splits,
         ).merge_dims(1, 2)
         # SiglipTokenizer.tokenize drops a first "▁" that a special token follows.
-        first_is_underline = tf.equal(ids[:, :1].to_tensor(-1)[:, 0], self._underline_id)
-        second_is_special = from_special[:, 1:2].to_tensor(False)[:, 0]
+        # shape=[None, 1]: a batch whose rows are all empty still has a column to read.
+        first_is_underline = tf.equal(ids[:, :1].to_tensor(-1, shape=[None, 1])[:, 0], self._underline_id)
+        second_is_special = from_special[:, 1:2].to_tensor(False, shape=[None, 1])[:, 0]
         start = tf.cast(first_is_underline & second_is_special, tf.int64)
         ids = tf.ragged.boolean_mask(ids, tf.ragged.range(ids.row_lengths()) >= start[:, None])
         # Cut to context_length - 1, add "</s>" unless it is last already, pad.
         ids = ids[:, : self.context_length - 1]
-        last = ids[:, -1:].to_tensor(-1)[:, 0]
+        last = ids[:, -1:].to_tensor(-1, shape=[None, 1])[:, 0]
         add_eos = tf.not_equal(last, self.eos_id)
         eos = tf.RaggedTensor.from_row_lengths(tf.fill([tf.reduce_sum(tf.cast(add_eos, tf.int32))], self.eos_id),
                                                tf.cast(add_eos, tf.int64))  # fmt: skip

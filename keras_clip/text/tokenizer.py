@@ -11,8 +11,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_clip.errors import InvalidTextError
 from keras_clip.text.bpe import EOT_ID, SOT_ID, VOCAB_SIZE, BytePairEncoder
 from keras_clip.text.cleaning import TextCleaner, char_class, load_tables, split_on
+from keras_clip.text.python_texts import texts_to_tensor
+
+QUOTED_CHARACTERS = 80  # of a text named in an error
 
 
 def _split_patterns():
@@ -58,10 +62,16 @@ class Tokenizer(keras.layers.Layer):
     `NormalizeUTF8`, so the layer works in `tf.data`, in `tf.function` and in a SavedModel that
     TensorFlow Serving can run.
 
+    Python strings may hold lone surrogates ("\\ud800"): they become U+FFFD and pairs their character,
+    as OpenAI's tokenizer (ftfy) does, so the ids are OpenAI's. Bytes that are not UTF-8 are read with
+    U+FFFD for each bad sequence.
+
     Args:
         context_length: length of every output row (77 for all CLIP models).
         truncate: if True, a text longer than `context_length` tokens is cut and keeps EOT as its
-            last token, as `clip.tokenize(..., truncate=True)`; if False, it is an error.
+            last token, as `clip.tokenize(..., truncate=True)`; if False, it is an error naming the
+            text's index and its first 80 characters (`InvalidTextError` eagerly,
+            `tf.errors.InvalidArgumentError` in a graph).
 
     Example:
     >>> tokenizer = Tokenizer()
@@ -96,7 +106,7 @@ class Tokenizer(keras.layers.Layer):
 
     def __call__(self, inputs, *args, **kwargs):
         if isinstance(inputs, (str, bytes, list, tuple, np.ndarray)):
-            inputs = tf.convert_to_tensor(inputs, tf.string)  # Keras only passes tensors positionally
+            inputs = texts_to_tensor(inputs, "Tokenizer")  # Keras only passes tensors positionally
         return super().__call__(inputs, *args, **kwargs)
 
     def call(self, inputs):
@@ -150,26 +160,29 @@ class Tokenizer(keras.layers.Layer):
     def _raise_if_too_long(self, texts, lengths):
         too_long = np.flatnonzero(lengths.numpy() > self.context_length)
         if too_long.size:
-            i = too_long[0]
-            text = texts[i].numpy().decode("utf-8", errors="replace")
-            raise ValueError(
-                f"Input {text!r} is too long for context length {self.context_length}: it has "
-                f"{lengths[i].numpy()} tokens with SOT and EOT ({too_long.size} text(s) too long in all). "
-                "Pass truncate=True to cut such texts, keeping EOT as the last token."
+            i = int(too_long[0])
+            others = f"; {too_long.size - 1} more text(s) too long" if too_long.size > 1 else ""
+            raise InvalidTextError(
+                f"it has {lengths[i].numpy():,} tokens with SOT and EOT, more than the context length "
+                f"{self.context_length}{others}. Pass truncate=True to cut such texts, keeping EOT as the last token",
+                index=i,
+                text=texts[i].numpy(),
             )
 
     def _assert_fits(self, texts, lengths, ids):
         fits = lengths <= self.context_length
         first = tf.argmin(tf.cast(fits, tf.int32))
+        text = tf.strings.unicode_transcode(tf.gather(texts, first), "UTF-8", "UTF-8", errors="replace")
         check = tf.debugging.Assert(
             tf.reduce_all(fits),
             [
-                f"Text too long for context length {self.context_length} (truncate=False); first such text and "
-                "its token count with SOT and EOT:",
-                tf.gather(texts, first),
+                f"Text too long for context length {self.context_length} (truncate=False). The first such text: "
+                f"its index, its first {QUOTED_CHARACTERS} characters and its token count with SOT and EOT:",
+                first,
+                tf.strings.substr(text, 0, QUOTED_CHARACTERS, unit="UTF8_CHAR"),
                 tf.gather(lengths, first),
             ],
-            summarize=3,
+            summarize=4,
         )
         with tf.control_dependencies([check]):
             return tf.identity(ids)
@@ -213,8 +226,10 @@ def tokenize(texts, context_length=77, truncate=False):
     """OpenAI's `clip.tokenize`: a string or list of strings -> int32 ids [N, context_length].
 
     SOT first, EOT after the text, zero padding. A text longer than `context_length` tokens is an
-    error naming it and its length, unless `truncate=True`, which cuts it and keeps EOT last.
-    Python input gives a numpy array, a tf.Tensor input gives a tf.Tensor.
+    `InvalidTextError` naming its index, its first 80 characters and its length, unless
+    `truncate=True`, which cuts it and keeps EOT last. Lone surrogates in a str give OpenAI's ids
+    (those of U+FFFD, as ftfy makes them). Python input gives a numpy array, a tf.Tensor input gives
+    a tf.Tensor.
 
     Example:
     >>> tokenize(["a photo of a cat"]).shape
@@ -228,6 +243,4 @@ def tokenize(texts, context_length=77, truncate=False):
     texts = list(texts)
     if not texts:
         return np.zeros((0, context_length), np.int32)
-    if not all(isinstance(text, (str, bytes)) for text in texts):
-        raise TypeError("tokenize takes a str or a list of str")
-    return np.asarray(tokenizer(tf.constant(texts, tf.string)))
+    return np.asarray(tokenizer(texts_to_tensor(texts, "tokenize")))

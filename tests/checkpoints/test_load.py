@@ -9,6 +9,8 @@ max |ours - reference| <= 1e-4 * max |reference|.
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,7 +20,8 @@ from keras_clip.checkpoints import load as load_module
 from keras_clip.checkpoints.download import file_sha256
 from keras_clip.checkpoints.keras_files import save_model_file, save_weights_with_config
 from keras_clip.checkpoints.load import checkpoint_format, load_model
-from keras_clip.errors import CheckpointError
+from keras_clip.errors import CacheFolderError, CheckpointError
+from keras_clip.utils.atomic_files import temporary_name
 from tests.helpers import checkpoint_files
 from tests.helpers.model_inputs import random_images, random_tokens
 from tests.helpers.openai_reference import reference_outputs
@@ -195,6 +198,49 @@ def test_truncated_zip_is_named(tmp_path, resnet_state_dict):
         load_model(path, cache_dir=str(tmp_path / "cache"))
 
 
+def test_a_corrupt_storage_is_named_and_never_cached(tmp_path, resnet_state_dict):
+    path = checkpoint_files.write_torch_state_dict(str(tmp_path / "model.pt"), resnet_state_dict)
+    checkpoint_files.flip_storage_byte(path, key="3", position=0)
+    for attempt in ("first", "second"):
+        with pytest.raises(CheckpointError, match=r"storage record model/data/3 of .*model.pt is corrupt: its bytes "
+                                                  r"have CRC-32"):  # fmt: skip
+            load_model(path, cache_dir=str(tmp_path / "cache"))
+    assert sorted(os.listdir(tmp_path / "cache" / "converted")) == ["hashes.json"]
+
+
+def test_a_load_removes_what_killed_loads_left_in_the_cache(tmp_path, resnet_state_dict):
+    path = checkpoint_files.write_torch_state_dict(str(tmp_path / "model.pt"), resnet_state_dict)
+    cache = tmp_path / "cache"
+    load_model(path, cache_dir=str(cache))  # converted and cached: the next load only reads the cache
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    converted = str(cache / "converted")
+    debris = [  # as a load killed while writing the conversion, or a download, leaves them
+        temporary_name(os.path.join(converted, "pending.safetensors"), ".safetensors"),
+        temporary_name(str(cache / "ViT-B-32.pt")),
+    ]
+    debris = [name.replace(f".{os.getpid()}-", f".{dead.pid}-") for name in debris]
+    writing = temporary_name(os.path.join(converted, "pending.safetensors"), ".safetensors")  # a live writer's
+    for name in debris + [writing]:
+        with open(name, "wb") as file:
+            file.write(b"\0" * 1000)
+    load_model(path, cache_dir=str(cache))
+    assert not any(os.path.exists(name) for name in debris)
+    assert os.path.exists(writing)
+
+
+def test_a_cache_folder_that_is_a_file_is_named(tmp_path, resnet_state_dict, monkeypatch):
+    path = checkpoint_files.write_torch_state_dict(str(tmp_path / "model.pt"), resnet_state_dict)
+    not_a_folder = tmp_path / "cache.txt"
+    not_a_folder.write_text("a file")
+    monkeypatch.setenv("KERAS_CLIP_CACHE", str(not_a_folder))
+    with pytest.raises(CacheFolderError, match=rf"^The keras_clip cache folder {not_a_folder} cannot be created: it "
+                                               r"is a file; point \$KERAS_CLIP_CACHE at a folder$"):  # fmt: skip
+        load_model(path)  # a local file: the cache holds its conversion
+    with pytest.raises(CacheFolderError, match=rf"{not_a_folder} is a file; point cache_dir at a folder"):
+        load_model(path, cache_dir=str(not_a_folder / "inside"))
+
+
 def test_unknown_architecture_is_named(tmp_path):
     torch = pytest.importorskip("torch")
     path = str(tmp_path / "bert.pt")
@@ -291,3 +337,12 @@ def test_every_format_matches_the_reference_without_torch(every_format_loaded):
         if not label.endswith((".keras", ".weights_h5"))
     }
     assert converted == expected
+
+
+def test_max_pixels_travels_with_the_loaded_model(tmp_path):
+    path = str(tmp_path / "tiny.keras")
+    save_model_file(keras_clip.CLIP(**checkpoint_files.SMALL_VIT), path)
+    model, preprocess = keras_clip.load(path, max_pixels=1000)
+    assert preprocess.settings.max_pixels == model.preprocessing.max_pixels == 1000
+    model, preprocess = keras_clip.load(path)
+    assert preprocess.settings.max_pixels == model.preprocessing.max_pixels == 178_956_970

@@ -6,11 +6,13 @@ import subprocess
 import sys
 import zipfile
 
+import numpy as np
 import pytest
 
 from keras_clip.checkpoints.torch_zip import read_torch_state_dict
 from keras_clip.errors import CheckpointError, UnsafeCheckpointError
 from tests.helpers import checkpoint_files
+from tests.helpers import hostile_checkpoints as hostile
 
 
 @pytest.fixture
@@ -100,3 +102,50 @@ def test_malformed_persistent_id_is_refused(tmp_path):
         archive.writestr("archive/data.pkl", data)
     with pytest.raises(CheckpointError, match="unsupported persistent id"):
         read_torch_state_dict(path)
+
+
+def _setting_attributes(target, state):
+    """`{"x": target}` after BUILD sets `state` on it."""
+    return b"".join([hostile.PROTO_2, hostile.EMPTY_DICT, hostile.text("x"), *target, *state, hostile.BUILD,
+                     hostile.SETITEM, hostile.STOP])  # fmt: skip
+
+
+ATTRIBUTE_STATE = [hostile.EMPTY_DICT, hostile.text("x"), hostile.integer(1), hostile.SETITEM]
+
+
+@pytest.mark.parametrize(
+    "target, state, refusal",
+    [
+        # Without the seal, the unpickler's own function (shared by every later load) would get the attribute.
+        ([hostile.global_name("torch._utils", "_rebuild_parameter")], ATTRIBUTE_STATE,
+         "sets attributes on torch._utils._rebuild_parameter"),
+        ([hostile.global_name("torch", "FloatStorage")], ATTRIBUTE_STATE, "sets attributes on"),
+    ],
+)
+def test_build_cannot_alter_what_the_unpickler_hands_out(tmp_path, target, state, refusal):
+    path = hostile.write_archive(str(tmp_path / "build.pt"), _setting_attributes(target, state))
+    with pytest.raises(UnsafeCheckpointError, match=refusal):
+        read_torch_state_dict(path)
+
+
+def test_build_cannot_reshape_a_tensor(tmp_path):
+    # Without the seal the record would describe a 100,000 x 100,000 array of its one stored float (40 GB).
+    data = hostile.reshaped_tensor_pickle()
+    path = hostile.write_archive(str(tmp_path / "reshaped.pt"), data, hostile.one_float_storage())
+    with pytest.raises(UnsafeCheckpointError, match="sets attributes on TensorRecord"):
+        read_torch_state_dict(path)
+
+
+def test_a_view_describing_more_than_the_file_is_refused(tmp_path):
+    data = hostile.repeating_view_pickle()
+    path = hostile.write_archive(str(tmp_path / "repeated.pt"), data, hostile.one_float_storage())
+    with pytest.raises(UnsafeCheckpointError, match=r"size \(100000, 100000\) describes 40,000,000,000 bytes, more "
+                                                    r"than the file's"):  # fmt: skip
+        read_torch_state_dict(path)
+
+
+def test_a_valid_hand_written_checkpoint_loads(tmp_path):
+    # The hand-written opcodes of tests/helpers/hostile_checkpoints.py describe real tensors correctly.
+    path = hostile.write_archive(str(tmp_path / "small.pt"), hostile.small_state_dict_pickle(),
+                                 hostile.six_float_storage())  # fmt: skip
+    np.testing.assert_array_equal(np.asarray(read_torch_state_dict(path)["weight"]), [[1, 2, 3], [4, 5, 6]])

@@ -1,13 +1,19 @@
 """The numpy-only safetensors reader and writer against the `safetensors` package."""
 
+import collections
 import json
+import os
 import struct
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from keras_clip.checkpoints.safetensors_io import read_safetensors, write_safetensors
 from keras_clip.errors import CheckpointError
+from tests.helpers.fuzzing import fuzz_settings, mutated_bytes
+from tests.helpers.memory import PeakMemory
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
@@ -109,3 +115,102 @@ def _with_length(tmp_path, length):
     with open(path, "wb") as file:
         file.write(struct.pack("<Q", length) + b"{}")
     return path
+
+
+def _entry(dtype="F32", shape=(4,), offsets=(0, 16)):
+    return {"w": {"dtype": dtype, "shape": list(shape), "data_offsets": list(offsets)}}
+
+
+@pytest.mark.parametrize(
+    "header, refusal",
+    [
+        # int64 products wrap around: 2**32 * 2**32 elements "fit" in 0 bytes without exact arithmetic.
+        (_entry(shape=(2**32, 2**32), offsets=(0, 0)), "which do not hold 73786976294838206464 bytes"),
+        (_entry(shape=(0, 2**62), offsets=(0, 0)), "empty tensor 'w' has a shape .* larger than the file"),
+        (_entry(shape=(1,) * 65, offsets=(0, 4)), "invalid shape"),
+        (_entry(shape=(True, 4)), "invalid shape"),
+        (_entry(dtype=["F32"]), "unsupported dtype \\['F32'\\]"),
+        (_entry(offsets=(0, 16, 32)), "malformed safetensors entry for 'w'"),
+        ({"w": [1, 2]}, "malformed safetensors entry for 'w'"),
+        (dict(_entry(), __metadata__=["format"]), "__metadata__ is not a string mapping"),
+        ("[" * 100_000 + "]" * 100_000, "malformed safetensors header \\(RecursionError"),
+    ],
+)
+def test_hostile_headers_are_named(tmp_path, header, refusal):
+    path = str(tmp_path / "hostile.safetensors")
+    header_bytes = (header if isinstance(header, str) else json.dumps(header)).encode()
+    with open(path, "wb") as file:
+        file.write(struct.pack("<Q", len(header_bytes)) + header_bytes + b"\0" * 16)
+    with pytest.raises(CheckpointError, match=refusal):
+        tensors, _ = read_safetensors(path)
+        [np.asarray(value) for value in tensors.values()]
+
+
+FUZZ_PEAK_MEMORY = 64 << 20  # for files of a few hundred bytes
+
+
+_DTYPE_CODES = st.sampled_from(["F32", "F16", "BF16", "I64", "BOOL", "U8", "F8_E4M3", ""])
+_JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False),
+                          st.text(max_size=8), _DTYPE_CODES)  # fmt: skip
+_JSON_VALUES = st.recursive(_JSON_SCALARS, lambda children: st.lists(children, max_size=4) | st.dictionaries(
+    st.sampled_from(["dtype", "shape", "data_offsets", "x"]), children, max_size=4), max_leaves=12)  # fmt: skip
+_EXTENTS = st.integers(-1, 2**64) | st.sampled_from([0, 1, 2, 3])
+_OFFSETS = st.integers(-1, 2**64) | st.integers(0, 64)
+
+
+@st.composite
+def _entries(draw):
+    """A header entry: mostly well-formed fields with odd values, sometimes anything JSON."""
+    if draw(st.integers(0, 4)) == 0:
+        return draw(_JSON_VALUES)
+    return {
+        "dtype": draw(_DTYPE_CODES),
+        "shape": draw(st.lists(_EXTENTS, max_size=4)),
+        "data_offsets": draw(st.lists(_OFFSETS, max_size=3)),
+    }
+
+
+@st.composite
+def _headers(draw):
+    header = draw(st.dictionaries(st.text(max_size=6), _entries(), max_size=4))
+    if draw(st.booleans()):
+        header["__metadata__"] = draw(_JSON_VALUES)
+    header_bytes = json.dumps(header).encode()
+    length = len(header_bytes) if draw(st.integers(0, 5)) else draw(st.integers(0, 2**64 - 1))
+    return struct.pack("<Q", length) + header_bytes + draw(st.binary(max_size=80))
+
+
+@st.composite
+def _fuzzed_files(draw, seed):
+    if draw(st.booleans()):
+        return draw(_headers())
+    return draw(mutated_bytes(seed))
+
+
+@pytest.mark.fuzz
+def test_fuzzed_files_load_or_raise_our_error_in_bounded_memory(tmp_path):
+    seed_path = str(tmp_path / "seed.safetensors")
+    write_safetensors(seed_path, {"w": np.ones((2, 3), np.float16), "ids": np.arange(4), "e": np.zeros((0, 2))},
+                      metadata={"format": "pt"})  # fmt: skip
+    with open(seed_path, "rb") as file:
+        seed = file.read()
+    path = str(tmp_path / "fuzzed.safetensors")
+    outcomes = collections.Counter()
+
+    @fuzz_settings()
+    @given(_fuzzed_files(seed))
+    def read_fuzzed(data):
+        if os.path.exists(path):
+            os.remove(path)  # overwriting a file in place makes ext4 flush it on close: ~2 ms per example
+        with open(path, "wb") as file:
+            file.write(data)
+        with PeakMemory() as memory:
+            try:
+                tensors, _ = read_safetensors(path)
+                outcomes[f"loaded {len([np.asarray(value) for value in tensors.values()])}"] += 1
+            except CheckpointError:
+                outcomes["refused"] += 1
+        assert memory.peak < FUZZ_PEAK_MEMORY, f"{memory.peak / 2**20:.0f} MB for {len(data)} bytes"
+
+    read_fuzzed()
+    assert outcomes["refused"] > 0 and len(outcomes) > 1, outcomes

@@ -85,6 +85,18 @@ def test_classify_goes_on_after_a_bad_image(checkpoint, photo_files, tmp_path, c
     assert status == 2 and "exactly one '{}'" in message
 
 
+def test_classify_refuses_images_over_max_pixels(checkpoint, photo_files, capsys):
+    path, _ = checkpoint
+    assert main(["classify", *photo_files, "--classnames", "cat,dog", "--model", path, "--templates", "simple",
+                 "--max-pixels", "1000"]) == 1  # fmt: skip
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == len(photo_files)
+    for line, photo in zip(lines, photo_files):
+        assert line.startswith(f"keras-clip classify: error: Could not decode {photo}: its ") and line.endswith(
+            " pixels exceed max_pixels (1000), a guard against decompression bombs; pass a larger max_pixels to "
+            "decode it"), line  # fmt: skip
+
+
 def test_evaluate_an_image_folder(checkpoint, tmp_path, capsys):
     path, _ = checkpoint
     write_image_folder(tmp_path / "photos", corrupt_files=[("cat", "broken.jpg")])

@@ -1,9 +1,15 @@
 """Every subcommand, given a missing file, a corrupt file or a bad option: one line on stderr, status 1 or 2."""
 
+import argparse
+import json
+import sys
+
 import numpy as np
 import pytest
 
-from keras_clip.cli import main
+from keras_clip.cli import build_parser, main
+from keras_clip.cli.arguments import positive_int
+from tests.helpers.background import Job
 from tests.helpers.cli import failure, run
 from tests.helpers.evaluation_data import CORRUPT_JPEG
 from tests.helpers.images import write_photos
@@ -72,6 +78,25 @@ def test_embed(checkpoint, files, tmp_path, capsys):
     status, message = failure(capsys, "embed", files["folder"], "--out", out, "--model", files["corrupt_checkpoint"])
     assert status == 1 and "corrupt.pt" in message
     assert failure(capsys, "embed", files["folder"], "--out", out, "--batch-size", "zero")[0] == 2
+    status, message = failure(capsys, "embed", files["folder"], "--out", tmp_path / "out.txt")
+    assert status == 2 and "--out must end in .npy" in message
+    (tmp_path / "unreadable").mkdir()
+    (tmp_path / "unreadable" / "broken.jpg").write_bytes(CORRUPT_JPEG)
+    status, message = failure(capsys, "embed", tmp_path / "unreadable", "--out", out, "--model", checkpoint[0],
+                              "--skip-errors")  # fmt: skip
+    assert status == 1 and "none of the 1 image files under" in message and "nothing written" in message
+    assert not out.exists()
+
+
+def test_embed_hides_what_libjpeg_prints(checkpoint, files, tmp_path, capfd):
+    """libjpeg wrote "Input file read error" per corrupt JPEG to file descriptor 2, around our output."""
+    (files["folder"] / "broken.jpg").write_bytes(CORRUPT_JPEG)
+    capfd.readouterr()
+    assert main(["embed", str(files["folder"]), "--out", str(tmp_path / "out.npy"), "--model", checkpoint[0],
+                 "--skip-errors", "--verbose"]) == 0  # fmt: skip
+    out, err = capfd.readouterr()
+    assert "skipped 1 unreadable files" in out
+    assert err.splitlines() == [f"skipped (unreadable): {files['folder'] / 'broken.jpg'}"]
 
 
 def test_search(checkpoint, files, tmp_path, capsys):
@@ -93,6 +118,43 @@ def test_search(checkpoint, files, tmp_path, capsys):
     (tmp_path / "long.json").write_text((tmp_path / "photos.json").read_text())
     status, message = failure(capsys, "search", tmp_path / "long.npy", "a dog")
     assert status == 1 and "has 5 rows but" in message
+
+
+HUGE_HEADER = "{'descr': '<f4', 'fortran_order': False, 'shape': (100000000, 100000), }"
+
+
+def bad_index(folder, name, embeddings=None, header=None, index=None):
+    """`name`.npy (an array, or a header and a little data) and `name`.json (default: a good index)."""
+    if header is not None:
+        data = b"\x93NUMPY\x01\x00v\x00" + header.ljust(117).encode() + b"\n" + b"\0" * 64
+        (folder / f"{name}.npy").write_bytes(data)
+    else:
+        np.save(folder / f"{name}.npy", embeddings)
+    index = index if index is not None else json.loads((folder / "photos.json").read_text())
+    (folder / f"{name}.json").write_text(json.dumps(index))
+    return folder / f"{name}.npy"
+
+
+def test_search_checks_the_files_before_printing(checkpoint, files, tmp_path, capsys):
+    out = tmp_path / "photos.npy"
+    assert main(["embed", str(files["folder"]), "--out", str(out), "--model", checkpoint[0]]) == 0
+    good = json.loads((tmp_path / "photos.json").read_text())
+    cases = {
+        # A 192-byte file whose header claims 40 TB: refused from the file's size, nothing allocated.
+        "is not a readable .npy file: mmap length is greater than file size":
+            bad_index(tmp_path, "huge", header=HUGE_HEADER),
+        "row 0 is not an embedding (not finite, or all zero); 1 such row(s)":
+            bad_index(tmp_path, "nan", np.full((1, 32), np.nan, np.float32)),
+        "holds no embeddings (shape (0, 32))": bad_index(tmp_path, "empty", np.ones((0, 32), np.float32),
+                                                         index=dict(good, paths=[])),
+        "'paths' must be a list of file paths (strings)": bad_index(tmp_path, "ints", np.ones((1, 32), np.float32),
+                                                                    index=dict(good, paths=[7])),
+        "'model' must name the model": bad_index(tmp_path, "nomodel", np.ones((1, 32), np.float32),
+                                                 index=dict(good, model=None)),
+    }  # fmt: skip
+    for expected, path in cases.items():
+        status, printed, err = run(capsys, "search", path, "a dog")
+        assert status == 1 and err.count("\n") == 1 and expected in err and not printed, (path, err)
 
 
 def test_export(checkpoint, files, tmp_path, capsys):
@@ -120,3 +182,32 @@ def test_convert(checkpoint, files, tmp_path, capsys):
 def test_debug_shows_the_traceback(files, tmp_path):
     with pytest.raises(ValueError, match="neither a released CLIP model"):
         main(["--debug", "convert", str(tmp_path / "a.keras"), "--model", str(files["missing"])])
+
+
+def numeric_options():
+    """(subcommand, option) for every option of every subcommand that takes a number."""
+    parser = build_parser()
+    subcommands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    return [(name, action.option_strings[-1]) for name, subparser in subcommands.choices.items()
+            for action in subparser._actions if action.type in (int, float, positive_int)]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_every_numeric_option_takes_positive_integers_only(value, capsys):
+    options = numeric_options()
+    assert {("embed", "--batch-size"), ("search", "--top-k"), ("classify", "--top-k")} <= set(options)
+    for command, option in options:
+        status, message = failure(capsys, command, option, value)
+        assert status == 2 and f"argument {option}: expected a positive integer" in message, message
+
+
+EMPTY_FOLDER = Job([sys.executable, "-m", "keras_clip.cli", "embed", "{folder}", "--out", "{folder}/x.npy"])
+
+
+@pytest.mark.background(EMPTY_FOLDER)
+def test_a_failure_in_a_fresh_process_is_one_line():
+    """TensorFlow's libraries printed start-up notes to file descriptor 2 (absl, CUDA, oneDNN) around our line."""
+    result = EMPTY_FOLDER.result()
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("keras-clip embed: error: No image files") and not result.stdout

@@ -76,3 +76,17 @@ def test_a_saved_classifier_is_exported_with_its_own_classes(tmp_path, exported,
     assert isinstance(obj, ZeroShotClassifier) and obj.classnames == ["cat", "dog"] and top_k == 1
     status, message = failure(capsys, "export", tmp_path / "other", "--model", path, "--classnames", "car")
     assert status == 2 and "is a classifier with its own 2 classes" in message
+
+
+def test_max_pixels_is_baked_into_the_export(checkpoint, tmp_path, exported, capsys):
+    pets = str(tmp_path / "pets.keras")
+    ZeroShotClassifier(tiny_clip(seed=4), ["cat", "dog"], templates="a photo of a {}.", verbose=False).save(pets)
+    for model, option, expected in [(checkpoint[0], [], 178_956_970), (checkpoint[0], ["--max-pixels", "1000"], 1000),
+                                    (checkpoint[0], ["--max-pixels", "none"], None),
+                                    (pets, ["--max-pixels", "2000"], 2000)]:  # fmt: skip
+        assert main(["export", str(tmp_path / "out"), "--model", model, *option]) == 0
+        obj = exported[-1][0]
+        assert (obj if isinstance(obj, CLIP) else obj.clip_model).preprocessing.max_pixels == expected, option
+    for bad in ("0", "-5", "1e6", "lots"):
+        status, message = failure(capsys, "export", tmp_path / "out", "--model", checkpoint[0], "--max-pixels", bad)
+        assert status == 2 and "--max-pixels: expected a positive integer or 'none'" in message, message

@@ -78,6 +78,28 @@ def jobs_of(items):
     return jobs
 
 
+def groups_of(items):
+    """{item: group name} for the items reading jobs, where items sharing a job (directly or through another
+    item) share a group, named after the group's first item's node id."""
+    group_of_job = {}
+    groups = {}
+    for item in items:
+        jobs = jobs_of([item])
+        if not jobs:
+            continue
+        names = {group_of_job[job] for job in jobs if job in group_of_job}
+        name = min(names, key=list(groups.values()).index) if names else item.nodeid
+        for other, other_name in groups.items():
+            if other_name in names:
+                groups[other] = name
+        for job, job_name in group_of_job.items():
+            if job_name in names:
+                group_of_job[job] = name
+        groups[item] = name
+        group_of_job.update(dict.fromkeys(jobs, name))
+    return groups
+
+
 def run_one_after_another(jobs):
     """Starts a daemon thread running `jobs` in turn (each one not started by then); returns the thread."""
 

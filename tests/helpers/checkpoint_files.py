@@ -199,6 +199,21 @@ def command_payload(command):
     return _RunCommand(os.system, command)
 
 
+def flip_storage_byte(path, key="0", position=0):
+    """Invert the bits of byte `position` of storage record `<prefix>/data/<key>` in place: the zip's CRC-32
+    of that record is then wrong, everything else intact (as a bad disk sector or a tampered file leaves it)."""
+    with zipfile.ZipFile(path) as archive:
+        info = next(info for info in archive.infolist() if info.filename.endswith(f"/data/{key}"))
+    with open(path, "r+b") as file:
+        file.seek(info.header_offset + 26)
+        name_length, extra_length = struct.unpack("<HH", file.read(4))
+        file.seek(info.header_offset + 30 + name_length + extra_length + position)
+        value = file.read(1)[0]
+        file.seek(-1, os.SEEK_CUR)
+        file.write(bytes([value ^ 0xFF]))
+    return path
+
+
 def truncate_file(path, fraction=0.5):
     with open(path, "rb") as file:
         data = file.read()

@@ -3,11 +3,13 @@
     python -m tests.helpers.distributed_training MODE FOLDER
 
 MODE "local" trains in one process (2 logical CPUs) and writes FOLDER/<name>.npz for each of LOCAL_RUNS:
-a tiny CLIP with CLIP's loss on one device with the global batch ("single"), on 2 replicas ("mirrored") and
-with per-replica negatives only ("mirrored_naive"); a tiny SigLIP with the sigmoid loss on one device, on 2
+a tiny CLIP with CLIP's loss on one device with the global batch ("single"), on 2 replicas ("mirrored"),
+with per-replica negatives only ("mirrored_naive") and on 2 replicas with 4 accumulation steps of 4 rows each
+("accumulated_mirrored"); a tiny SigLIP with the sigmoid loss on one device, on 2
 replicas gathered and chunked, and per-replica only. MODE "sigmoid4" trains the SigLIP on 4 logical CPUs,
 gathered and chunked (FOLDER/sigmoid4_<loss>.npz). MODE "cluster" starts two worker processes of a
-MultiWorkerMirroredStrategy on free local ports and waits for them; each writes FOLDER/worker<i>.npz.
+MultiWorkerMirroredStrategy on free local ports and waits for them; each trains with 2 accumulation steps
+and writes FOLDER/worker<i>.npz.
 Each file holds the loss of every step and the final weights. Subprocesses because logical devices
 must be set before TensorFlow starts (and a cluster needs its processes).
 """
@@ -22,15 +24,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-GLOBAL_BATCH = 16
+GLOBAL_BATCH = 32
 STEPS = 3
 WORKERS = 2
-# name -> (loss, on 2 replicas, global negatives)
+# name -> (loss, on 2 replicas, global negatives, accumulation steps)
 LOCAL_RUNS = {
-    "single": ("contrastive", False, True), "mirrored": ("contrastive", True, True),
-    "mirrored_naive": ("contrastive", True, False), "sigmoid_single": ("sigmoid", False, True),
-    "sigmoid_mirrored": ("sigmoid", True, True),
-    "chunked_sigmoid_mirrored": ("chunked_sigmoid", True, True), "sigmoid_mirrored_naive": ("sigmoid", True, False),
+    "single": ("contrastive", False, True, 1), "mirrored": ("contrastive", True, True, 1),
+    "mirrored_naive": ("contrastive", True, False, 1), "accumulated_mirrored": ("contrastive", True, True, 4),
+    "sigmoid_single": ("sigmoid", False, True, 1), "sigmoid_mirrored": ("sigmoid", True, True, 1),
+    "chunked_sigmoid_mirrored": ("chunked_sigmoid", True, True, 1),
+    "sigmoid_accumulated_mirrored": ("sigmoid", True, True, 4),
+    "sigmoid_mirrored_naive": ("sigmoid", True, False, 1),
 }  # fmt: skip
 SIGMOID4_RUNS = ("sigmoid", "chunked_sigmoid")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -90,7 +94,7 @@ class StepLosses:
         return means * steps - np.concatenate([[0.0], means[:-1] * steps[:-1]])
 
 
-def train(strategy, global_negatives=True, loss="contrastive"):
+def train(strategy, global_negatives=True, loss="contrastive", accumulation_steps=1):
     import keras_clip
     from tests.helpers.tiny_models import TINY_SIGLIP, TINY_VIT, tiny_clip
 
@@ -101,14 +105,14 @@ def train(strategy, global_negatives=True, loss="contrastive"):
         model.set_weights(initial_weights)
         model.global_negatives = global_negatives
         model.compile(optimizer=keras_clip.training.optimizer(model, 1e-3, total_steps=10, warmup_steps=2),
-                      loss=loss)  # fmt: skip
+                      loss=loss, accumulation_steps=accumulation_steps)  # fmt: skip
     recorder = StepLosses()
     model.fit(dataset(), epochs=1, verbose=0, callbacks=[recorder.callback])
     return recorder.losses(), [np.asarray(w) for w in model.get_weights()]
 
 
-def save(output, strategy, global_negatives=True, loss="contrastive"):
-    losses, weights = train(strategy, global_negatives, loss)
+def save(output, strategy, global_negatives=True, loss="contrastive", accumulation_steps=1):
+    losses, weights = train(strategy, global_negatives, loss, accumulation_steps)
     np.savez(output, losses=losses, replicas=strategy.num_replicas_in_sync, *weights)
 
 
@@ -158,12 +162,12 @@ def main(mode, output):
             for loss in SIGMOID4_RUNS:
                 save(os.path.join(output, f"sigmoid4_{loss}.npz"), mirrored, True, loss)
             return
-        for name, (loss, on_replicas, global_negatives) in LOCAL_RUNS.items():
+        for name, (loss, on_replicas, global_negatives, accumulation_steps) in LOCAL_RUNS.items():
             # The default strategy is one device (/cpu:0) with the global batch.
             strategy = mirrored if on_replicas else tf.distribute.get_strategy()
-            save(os.path.join(output, f"{name}.npz"), strategy, global_negatives, loss)
+            save(os.path.join(output, f"{name}.npz"), strategy, global_negatives, loss, accumulation_steps)
     elif mode == "worker":  # one worker of the cluster TF_CONFIG names
-        save(output, tf.distribute.MultiWorkerMirroredStrategy())
+        save(output, tf.distribute.MultiWorkerMirroredStrategy(), accumulation_steps=2)
     else:
         raise SystemExit(f"unknown mode {mode}")
 

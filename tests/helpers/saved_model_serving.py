@@ -39,6 +39,12 @@ CORE_OPS = {
     "UnicodeTranscode", "Unique", "UnsortedSegmentJoin", "UnsortedSegmentMin", "UnsortedSegmentSum", "UpperBound",
     "VarHandleOp", "VarIsInitializedOp", "Where", "While", "ZerosLike"
 }  # fmt: skip
+# ... with the image decoding's: libjpeg's header reader, and the one-element tf.data pipelines that catch a
+# decoder's error in the graph (keras_clip/utils/graph_attempts.py) ...
+CORE_OPS |= {
+    "Case", "ConcatenateDataset", "DatasetToSingleElement", "ExtractJpegShape", "IgnoreErrorsDataset", "MapDataset",
+    "OptionsDataset", "Slice", "StatelessCase", "TakeDataset", "TensorDataset",
+}  # fmt: skip
 # ... and the TF Text ops that stock tensorflow_model_server links in (SUPPORTED_TENSORFLOW_OPS in its
 # model_servers/BUILD lists @org_tensorflow_text//tensorflow_text:ops_lib).
 TF_TEXT_OPS = {"NormalizeUTF8", "SentencepieceOp", "SentencepieceTokenizeOp", "RegexSplitWithOffsets"}

@@ -189,9 +189,11 @@ def test_corrupt_element_is_named():
     with pytest.raises(CorruptImageError, match="the image at index 3: ") as error:
         TrainingAugmentation(64, seed=0)(tf.constant(encoded))
     assert error.value.index == 3
-    # In a graph the decoders' own errors cannot carry the index, but still say what failed.
-    with pytest.raises(tf.errors.InvalidArgumentError, match="Invalid GIF data"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="the image at index 3: its GIF data ends before"):
         tf.function(TrainingAugmentation(64, seed=0))(tf.constant(encoded))
+    truncated_png = images.encode(images.photographs()["coffee"], "png")[:3000]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="the image at index 1: .* not a valid PNG file"):
+        tf.function(TrainingAugmentation(64, seed=0))(tf.constant(encoded[:1] + [truncated_png]))
 
 
 def test_empty_batch():

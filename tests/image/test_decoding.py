@@ -106,29 +106,66 @@ def _bmp_with_compression(compression):
     return bytes(data)
 
 
+def _flipped(data, position):
+    """A copy of `data` with one byte's bits inverted at `position` (a fraction of its length)."""
+    data = bytearray(data)
+    data[int(len(data) * position)] ^= 0xFF
+    return bytes(data)
+
+
+def _animated_webp():
+    frames = [Image.fromarray(frame) for frame in (photograph()[:64, :64], photograph()[64:128, :64])]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "WEBP", save_all=True, append_images=frames[1:], lossless=True)
+    return buffer.getvalue()
+
+
+# Case -> (bytes, eager message, graph message): eagerly the decoders' own words; in a graph, where their
+# errors are caught, what failed. Both start "Could not decode <the image's name>: ".
+_GRAPH_CORRUPT = "bytes are not a valid {} file \\(corrupt or truncated data\\)"
 CORRUPT = {
-    "empty": (lambda: b"", "0 bytes are not a JPEG, PNG, GIF, BMP or WebP file"),
-    "html error page": (lambda: b"<html><body>404 Not Found</body></html>", "not a JPEG, PNG, GIF, BMP or WebP"),
-    "truncated jpeg": (lambda: _jpeg()[: len(_jpeg()) // 2], "Invalid JPEG data"),
-    "jpeg header only": (lambda: _jpeg()[:300], "Invalid JPEG data"),
-    "truncated png": (lambda: images.encode(photograph(), "png")[:5000], "Invalid PNG data"),
-    "truncated gif": (lambda: images.encode(photograph(), "gif")[:3000], "Invalid GIF data"),
-    "truncated palette bmp": (lambda: images.encode(photograph(), "bmp_palette8")[:5000], "truncated or corrupt BMP"),
-    "run-length bmp": (lambda: _bmp_with_compression(1), r"unsupported or corrupt BMP \(8 bits per pixel, compr"),
-    "bmp signature only": (lambda: b"BM" + bytes(20), "unsupported or corrupt BMP"),
-}
+    "empty": (lambda: b"", "its 0 bytes are not a JPEG, PNG, GIF, BMP or WebP file", None),
+    "html error page": (lambda: b"<html><body>404 Not Found</body></html>", "not a JPEG, PNG, GIF, BMP or WebP", None),
+    "truncated jpeg": (lambda: _jpeg()[: len(_jpeg()) // 2], "Invalid JPEG data", _GRAPH_CORRUPT.format("JPEG")),
+    "jpeg header only": (lambda: _jpeg()[:300], "its JPEG header is corrupt or truncated", None),
+    "truncated png": (lambda: images.encode(photograph(), "png")[:5000], "Invalid PNG data",
+                      _GRAPH_CORRUPT.format("PNG")),
+    "corrupt png": (lambda: _flipped(images.encode(photograph(), "png"), 0.5), "Invalid PNG data",
+                    _GRAPH_CORRUPT.format("PNG")),
+    "png signature only": (lambda: images.encode(photograph(), "png")[:20], "its PNG header is corrupt", None),
+    "truncated gif": (lambda: images.encode(photograph(), "gif")[:3000], "its GIF data ends before its first frame",
+                      None),
+    "gif without image": (lambda: b"GIF89a" + struct.pack("<HH", 10, 10) + b"\0\0\0;", "its GIF has no image", None),
+    "truncated bmp": (lambda: images.encode(photograph(), "bmp")[:5000], "Input size should match",
+                      _GRAPH_CORRUPT.format("BMP")),
+    "truncated palette bmp": (lambda: images.encode(photograph(), "bmp_palette8")[:5000], "truncated or corrupt BMP",
+                              None),
+    "run-length bmp": (lambda: _bmp_with_compression(1), r"unsupported or corrupt BMP \(8 bits per pixel, compr",
+                       None),
+    "bmp signature only": (lambda: b"BM" + bytes(20), "unsupported or corrupt BMP", None),
+    "truncated webp": (lambda: images.encode(photograph(), "webp")[:5000], "Failed to decode WebP",
+                       _GRAPH_CORRUPT.format("WebP")),
+    "animated webp": (_animated_webp, "animated WebP images are not supported", None),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("case", sorted(CORRUPT))
 def test_corrupt_bytes_raise_invalid_argument_saying_what_failed(case):
-    make, expected_message = CORRUPT[case]
+    make, eager_message, graph_message = CORRUPT[case]
     data = make()
-    with pytest.raises(CorruptImageError, match=expected_message) as error:
+    with pytest.raises(CorruptImageError, match=eager_message) as error:
         decode_image(data, path="holiday.jpg")
     assert error.value.path == "holiday.jpg" and error.value.index is None
     assert str(error.value).startswith("Could not decode holiday.jpg: ")
-    with pytest.raises(tf.errors.InvalidArgumentError, match=expected_message):
-        tf.function(decode_image)(tf.constant(data))
+    expected = "Could not decode the image at index 4: .*" + (graph_message or eager_message)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=expected):
+        tf.function(decode_image)(tf.constant(data), index=tf.constant(4))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=expected):
+        dataset = tf.data.Dataset.from_tensor_slices([data]).map(lambda element: decode_image(element, index=4))
+        next(iter(dataset))
+    named = "Could not decode holiday.jpg: .*" + (graph_message or eager_message)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=named):
+        tf.function(decode_image)(tf.constant(data), path=tf.constant("holiday.jpg"))
 
 
 def test_error_names_the_image():

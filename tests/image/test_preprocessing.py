@@ -9,9 +9,10 @@ import pytest
 import tensorflow as tf
 
 from keras_clip.checkpoints.openai_state_dict import build_model
-from keras_clip.errors import CorruptImageError
+from keras_clip.errors import CorruptImageError, ImageTooLargeError
 from keras_clip.image.preprocessing import ImagePreprocessor, normalize_image, preprocess_image
-from tests.helpers import images
+from tests.helpers import image_bombs, images
+from tests.helpers.memory import capped_job, capped_result
 from tests.helpers.checkpoint_files import SMALL_VIT
 from tests.helpers.openai_reference import random_reference_model
 
@@ -208,9 +209,70 @@ def test_corrupt_element_is_named_eagerly_and_in_graphs():
         preprocess_image(truncated, 224, path="cat.jpg")
     with pytest.raises(tf.errors.InvalidArgumentError, match="the image at index 2: its 9 bytes are not a JPEG"):
         tf.function(preprocess)(tf.constant([good, good, b"not image"]))
-    # In a graph the decoders' own errors cannot carry the index, but still say what failed.
-    with pytest.raises(tf.errors.InvalidArgumentError, match="Invalid JPEG data"):
+    # The decoders' own errors are caught in graphs too: the message names the image.
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=f"the image at index 1: its {len(truncated)} bytes are not a valid JPEG file"):
         tf.function(preprocess)(tf.constant([good, truncated]))
+    dataset = tf.data.Dataset.from_tensor_slices([good, truncated]).batch(2).map(preprocess)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="the image at index 1: .* not a valid JPEG file"):
+        next(iter(dataset))
+
+
+# A 1.2 MB PNG of 20000 x 20000 black pixels, preprocessed after a small image, eagerly then in tf.function.
+# Before the pixel limit it took 5.4 GB eagerly and over 6 GB in a graph; the child ends itself past 3 GB.
+_BOMB_SCRIPT = """
+import tensorflow as tf
+from keras_clip.image.preprocessing import ImagePreprocessor
+from tests.helpers import image_bombs
+
+batch = tf.constant([image_bombs.png_bomb(600, 400), image_bombs.png_bomb(20000, 20000)])
+preprocess = ImagePreprocessor(224)
+for mode, call in (("eager", preprocess), ("tf.function", tf.function(preprocess))):
+    call(batch[:1])  # traces the graph, fills the allocator's caches
+    before, _ = memory_mb()
+    reset_peak()
+    try:
+        call(batch)
+        message = None
+    except tf.errors.InvalidArgumentError as error:
+        message = str(error)
+    print(json.dumps({"mode": mode, "growth_mb": memory_mb()[1] - before, "message": message}), flush=True)
+"""
+
+
+BOMB = capped_job(_BOMB_SCRIPT, cap_mb=3000)
+
+
+@pytest.mark.background(BOMB)
+def test_decompression_bomb_is_refused_from_its_header_in_bounded_memory():
+    run = capped_result(BOMB)
+    assert not run.killed and run.returncode == 0, run
+    assert [result["mode"] for result in run.results] == ["eager", "tf.function"], run
+    for result in run.results:
+        assert "Could not decode the image at index 1: its 20000 x 20000 pixels exceed max_pixels (178956970)" in (
+            result["message"] or ""), result
+        # The small image is decoded and resized; the large one never is.
+        assert result["growth_mb"] < 50, result
+    print("\n20000 x 20000 PNG refused; peak memory growth: "
+          + ", ".join(f"{result['mode']} {result['growth_mb']:.0f} MB" for result in run.results))
+
+
+def test_max_pixels_is_configurable_and_travels_in_the_config():
+    image = image_bombs.png_bomb(300, 200)
+    with pytest.raises(ImageTooLargeError, match="index 0: its 300 x 200 pixels exceed max_pixels \\(59999\\)"):
+        ImagePreprocessor(32, max_pixels=59999)(tf.constant([image]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="index 0: its 300 x 200 pixels exceed"):
+        tf.function(ImagePreprocessor(32, max_pixels=59999))(tf.constant([image]))
+    expected = ImagePreprocessor(32)(tf.constant([image])).numpy()
+    for max_pixels in (60000, None):
+        preprocess = ImagePreprocessor.from_config(ImagePreprocessor(32, max_pixels=max_pixels).get_config())
+        assert preprocess.settings.max_pixels == max_pixels
+        np.testing.assert_array_equal(preprocess(tf.constant([image])).numpy(), expected)
+    with pytest.raises(ImageTooLargeError, match="cat.png: its 300 x 200 pixels"):
+        preprocess_image(image, 32, path="cat.png", max_pixels=1000)
+    for bad in (0, -1, 1.5, "many", True):
+        with pytest.raises(ValueError, match="max_pixels must be a positive int or None"):
+            ImagePreprocessor(32, max_pixels=bad)
 
 
 @pytest.mark.parametrize(
@@ -220,6 +282,8 @@ def test_corrupt_element_is_named_eagerly_and_in_graphs():
         (np.zeros((2, 8, 8, 2), np.uint8), "1 \\(grayscale\\), 3 \\(RGB\\) or 4 \\(RGBA\\) channels"),
         (np.zeros((8, 8), np.uint8), "Expected images"),
         (np.array([[b"a", b"b"]]), "scalar or a vector of strings"),
+        (np.zeros((0, 0, 3), np.uint8), "Images of 0 x 0 pixels .* have nothing to resize"),
+        (np.zeros((2, 5, 0, 3), np.float32), "Images of 5 x 0 pixels .* have nothing to resize"),
     ],
 )
 def test_bad_inputs_are_named(bad_input, message):
@@ -231,3 +295,15 @@ def test_empty_batch():
     empty = tf.constant([], tf.string)
     assert ImagePreprocessor(32)(empty).shape == (0, 32, 32, 3)
     assert tf.function(ImagePreprocessor(32))(empty).shape == (0, 32, 32, 3)
+    assert ImagePreprocessor(32)(np.zeros((0, 0, 0, 3), np.uint8)).shape == (0, 32, 32, 3)
+
+
+def test_images_without_pixels_are_named_in_graphs_and_tf_data():
+    """Empty images gave "Integer division by zero"."""
+    unknown_size = tf.function(ImagePreprocessor(32), input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Images of 0 x 7 pixels have nothing to resize"):
+        unknown_size(np.zeros((0, 7, 3), np.uint8))
+    dataset = tf.data.Dataset.from_generator(lambda: [np.zeros((4, 0, 3), np.uint8)],
+                                             output_signature=tf.TensorSpec([None, None, 3], tf.uint8))  # fmt: skip
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Images of 4 x 0 pixels have nothing to resize"):
+        next(iter(dataset.map(ImagePreprocessor(32))))

@@ -1,8 +1,9 @@
 """SigLIP's sigmoid loss: the paper's formula on one device, and exact under tf.distribute.
 
-Under MirroredStrategy (2 replicas x 8 and 4 replicas x 4, logical CPUs in subprocesses), the gathered and
-the chunked forms give the single-device batch-16 losses and the weights after 3 AdamW steps within 1e-5;
-the per-replica-only loss does not.
+Under MirroredStrategy (2 replicas x 16 and 4 replicas x 8, logical CPUs in subprocesses), the gathered, the
+chunked and the accumulated (2 replicas x 4 micro-batches x 4) forms give the single-device batch-32 losses
+and the weights after 3 AdamW steps within 1e-5 (accumulated: 2e-5, see ACCUMULATED_TOLERANCE); the
+per-replica-only loss does not.
 """
 
 import os
@@ -17,6 +18,10 @@ from tests.helpers.distributed_training import LOCAL_JOB, SIGMOID4_JOB, local_re
 from tests.helpers.tiny_models import TINY_SIGLIP
 
 TOLERANCE = 1e-5
+# Accumulated, the padding token's embedding row sums thousands of nearly cancelling terms (the SigLIP text
+# tower attends to padding) in another order, and Adam divides the small sum by its own root mean square:
+# measured 1.4e-5 on that one row after 3 steps at learning rate 1e-3, every other weight within 1.4e-6.
+ACCUMULATED_TOLERANCE = 2e-5
 
 
 def paper_loss(images, texts, scale, bias):
@@ -62,14 +67,15 @@ def max_weight_difference(first, second):
 
 
 @pytest.mark.background(LOCAL_JOB)
-@pytest.mark.parametrize("form", ["sigmoid", "chunked_sigmoid"])
+@pytest.mark.parametrize("form", ["sigmoid", "chunked_sigmoid", "sigmoid_accumulated"])
 def test_two_replicas_match_one_device(form):
     runs = local_results(LOCAL_JOB)
     single_losses, _, single_weights = runs["sigmoid_single"]
     losses, replicas, weights = runs[f"{form}_mirrored"]
     assert replicas == 2 and len(losses) == 3
     np.testing.assert_allclose(losses, single_losses, atol=TOLERANCE, rtol=0)
-    assert max_weight_difference(weights, single_weights) <= TOLERANCE
+    assert max_weight_difference(weights, single_weights) <= (ACCUMULATED_TOLERANCE if "accumulated" in form
+                                                             else TOLERANCE)  # fmt: skip
 
 
 # 4 replicas x 4 is a full_size check (its subprocess adds a minute of CPU to the default run).

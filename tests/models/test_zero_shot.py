@@ -176,7 +176,7 @@ def test_bad_class_names_and_models():
         ZeroShotClassifier(tiny_clip(), ["cat", 3])
     with pytest.raises(TypeError, match="keras_clip.CLIP"):
         ZeroShotClassifier(keras.Sequential([keras.layers.Dense(2)]), ["cat"])
-    with pytest.raises(ValueError, match="too long for context length"):
+    with pytest.raises(ValueError, match="more than the context length 77"):
         ZeroShotClassifier(tiny_clip(), ["cat " * 80], templates="a {}", verbose=False)
 
 

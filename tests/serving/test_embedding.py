@@ -7,10 +7,11 @@ import pytest
 import tensorflow as tf
 
 import keras_clip
-from keras_clip.errors import CorruptImageError
+from keras_clip.errors import CorruptImageError, ImageTooLargeError
 from keras_clip.image.files import list_image_files
 from keras_clip.serving.embedding import embed_images, embed_texts, encoded_image_embedder
 from keras_clip.serving.search import search
+from tests.helpers.image_bombs import png_bomb
 from tests.helpers.images import write_photos
 from tests.helpers.tiny_models import tiny_clip
 
@@ -87,3 +88,25 @@ def test_the_model_comes_first(tmp_path):
         embed_images(write_photos(tmp_path, 1), model)
     with pytest.raises(TypeError, match=r"embed_texts\(model, ...\)"):
         embed_texts(["a dog"], model)
+
+
+def test_images_over_max_pixels_are_refused_or_skipped(tmp_path):
+    model = tiny_clip()
+    paths = write_photos(tmp_path, 3)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_bomb(20000, 20000))
+    with pytest.raises(ImageTooLargeError, match="bomb.png: its 20000 x 20000 pixels exceed max_pixels") as error:
+        embed_images(model, paths + [str(bomb)], batch_size=2, verbose=False)
+    assert (error.value.index, error.value.path) == (3, str(bomb))
+    embeddings, kept = embed_images(model, [str(bomb)] + paths, batch_size=2, skip_errors=True, return_paths=True,
+                                    verbose=False)  # fmt: skip
+    assert kept == paths
+    np.testing.assert_allclose(embeddings, embed_images(model, paths, verbose=False), atol=TOLERANCE, rtol=0)
+    # A lower limit: given to the call, or the model's own (keras_clip.load(..., max_pixels=) sets it).
+    with pytest.raises(ImageTooLargeError, match="exceed max_pixels \\(1000\\)"):
+        embed_images(model, paths, max_pixels=1000, verbose=False)
+    model.preprocessing = dict(image_resolution=32, max_pixels=1000)
+    with pytest.raises(ImageTooLargeError, match="exceed max_pixels \\(1000\\)"):
+        embed_images(model, paths, verbose=False)
+    np.testing.assert_allclose(embed_images(model, paths, max_pixels=None, verbose=False), embeddings,
+                               atol=TOLERANCE, rtol=0)  # fmt: skip

@@ -23,7 +23,7 @@ from keras_clip.models.clip import CLIP, create_model
 from keras_clip.models.zero_shot import ZeroShotClassifier
 from keras_clip.serving.export import export_saved_model
 from keras_clip.text.tokenizer import tokenize
-from tests.helpers import images
+from tests.helpers import image_bombs, images
 from tests.helpers.background import Job
 from tests.helpers.saved_model_serving import (
     CORE_OPS, TF_TEXT_OPS, exported_op_types, saved_model_cli_job, saved_model_cli_signatures, served_answers,
@@ -141,10 +141,12 @@ def _requests(export):
         ("encode_image", {"image_bytes": np.array([jpeg, b"not an image"], dtype=object)},
          decode_error("Could not decode the image at index 1: ")),
         ("encode_image", {"image_bytes": export.image_bytes}, close("embeddings", export.image_embeddings)),
-        ("encode_image", {"image_bytes": np.array([jpeg[: len(jpeg) // 2]], dtype=object)},
-         decode_error("Invalid JPEG data")),
+        ("encode_image", {"image_bytes": np.array([jpeg, jpeg[: len(jpeg) // 2]], dtype=object)},
+         decode_error(f"Could not decode the image at index 1: its {len(jpeg) // 2} bytes are not a valid JPEG file")),
         ("similarity", {"image_bytes": np.array([png[: len(png) // 2]], dtype=object), "text": export.texts},
-         decode_error("Invalid PNG data")),
+         decode_error(f"Could not decode the image at index 0: its {len(png) // 2} bytes are not a valid PNG file")),
+        ("encode_image", {"image_bytes": np.array([jpeg, image_bombs.png_bomb(20000, 20000)], dtype=object)},
+         decode_error("Could not decode the image at index 1: its 20000 x 20000 pixels exceed max_pixels")),
         ("similarity", {"image_bytes": export.image_bytes, "text": export.texts},
          close("logits_per_image", export.logits_per_image)),
         # Empty batches.
@@ -181,7 +183,7 @@ def _requests(export):
         requests += [
             (signature, {"image_bytes": export.image_bytes}, classified),
             (signature, {"image_bytes": np.array([b"\xff\xd8\xff" + b"\0" * 100], dtype=object)},
-             decode_error("Invalid JPEG data")),
+             decode_error("Could not decode the image at index 0: its JPEG header is corrupt or truncated")),
             (signature, {"image_bytes": export.image_bytes}, classified),
             (signature, {"image_bytes": none},
              shaped(probabilities=(0, c), top_labels=(0, TOP_K), top_probabilities=(0, TOP_K))),

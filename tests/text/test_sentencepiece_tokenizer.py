@@ -93,3 +93,11 @@ def test_bad_arguments_are_named(tmp_path):
         SentencePieceTokenizer(siglip_like_model(), context_length=0)
     with pytest.raises(ValueError, match="scalar or 1-D"):
         SentencePieceTokenizer(siglip_like_model())(tf.constant([["a"]]))
+
+
+def test_batches_with_no_second_piece(tokenizer):
+    # Batches whose texts all encode to at most one piece failed ("slice index 0 of dimension 1 out of bounds").
+    assert (tokenizer(["", ""]).numpy() == tokenizer.eos_id).all()
+    assert (tokenizer([""]).numpy() == tokenizer.pad_id).all()
+    alone, beside = tokenizer(["", "0"]).numpy(), tokenizer(["0", "a photo of the cat"]).numpy()
+    np.testing.assert_array_equal(alone[1], beside[0])

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_clip.text.bpe import EOT_ID, SOT_ID, VOCAB_SIZE, BytePairEncoder, load_vocabulary
+from keras_clip.errors import InvalidTextError
+from keras_clip.text.bpe import (
+    EOT_ID,
+    MAX_CACHED_WORD_BYTES,
+    SOT_ID,
+    VOCAB_SIZE,
+    BytePairEncoder,
+    load_vocabulary,
+)
 from keras_clip.text.tokenizer import Tokenizer, tokenize
 from tests.helpers.tokenizer_corpus import build_corpus
 from tests.helpers.tokenizer_reference import mojibake_repair_changes, reference_tokenize, reference_tokenizer
@@ -116,16 +124,22 @@ def test_tokenize_matches_clip_tokenize_contract():
         tokenize([1, 2])
 
 
-def test_too_long_text_is_an_error_naming_it_and_its_length():
+def test_too_long_text_is_an_error_naming_its_index_its_start_and_its_length():
     long_text = "a photo of a cat " * 30
     with pytest.raises(RuntimeError):
         reference_tokenize([long_text], truncate=False)
     length = 2 + len(reference_tokenizer().encode(long_text))
-    with pytest.raises(ValueError, match=rf"too long for context length 77: it has {length} tokens") as error:
+    expected = (rf"Could not tokenize the text at index 1 \('a photo of a cat a photo[a-z ]*…, 510 characters\): "
+                rf"it has {length} tokens with SOT and EOT, more than the context length 77")  # fmt: skip
+    with pytest.raises(InvalidTextError, match=expected) as error:
         tokenize(["fine", long_text])
-    assert long_text.strip() in str(error.value)
-    with pytest.raises(ValueError, match="a photo of a cat"):
+    assert error.value.index == 1 and isinstance(error.value, ValueError)
+    with pytest.raises(InvalidTextError, match="the text at index 0 .*: it has"):
         Tokenizer(truncate=False)([long_text])
+    # The message quotes 80 characters of a 100,000-character text (it was 100,328 characters long).
+    with pytest.raises(InvalidTextError, match="100,000 characters") as error:
+        tokenize(["word " * 20000])
+    assert len(str(error.value)) < 300
 
     strict_tokenizer = Tokenizer(truncate=False)
 
@@ -133,8 +147,12 @@ def test_too_long_text_is_an_error_naming_it_and_its_length():
     def strict(texts):
         return strict_tokenizer(texts)
 
-    with pytest.raises(tf.errors.InvalidArgumentError, match="too long for context length 77"):
+    quoted = "a photo of a cat a photo of a cat a photo of a cat a photo of a cat a photo of a"  # 80 characters
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=rf"too long for context length 77.*EOT:\] \[1\] \[{quoted}\] \[{length}\]"):  # fmt: skip
         strict(tf.constant(["fine", long_text]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[0\] \[(word ){16}\] \[20002\]"):
+        strict(tf.constant(["word " * 20000]))
     assert strict(tf.constant(["fine"])).shape == (1, 77)
 
 
@@ -191,6 +209,11 @@ def test_words_in_vocabulary_never_run_the_merge_loop():
     first = encoder.encode(rare).to_list()
     assert int(encoder._cache.size()) == 4
     assert encoder.encode(rare).to_list() == first and int(encoder._cache.size()) == 4
+    # Words longer than MAX_CACHED_WORD_BYTES are merged anew each time: unique long words cannot fill memory.
+    longest, too_long = "qz" * (MAX_CACHED_WORD_BYTES // 2), "qz" * (MAX_CACHED_WORD_BYTES // 2) + "q"
+    ids = encoder.encode(tf.constant([longest, too_long])).to_list()
+    assert int(encoder._cache.size()) == 5
+    assert ids == [[openai.encoder[token] for token in openai.bpe(word).split()] for word in (longest, too_long)]
 
 
 def test_merge_loop_equals_openai_bpe_on_random_words():

@@ -1,4 +1,8 @@
-"""CLIP's loss under tf.distribute equals the single-device global-batch loss, and the naive one does not."""
+"""CLIP's loss under tf.distribute equals the single-device global-batch loss, and the naive one does not.
+
+The global batch is 32; "accumulated" runs take it on 2 replicas in 4 micro-batches of 4 each
+(`compile(accumulation_steps=4)`), the MultiWorkerMirroredStrategy cluster in 2 micro-batches per worker.
+"""
 
 import os
 
@@ -35,6 +39,14 @@ def test_two_replicas_match_one_device_on_the_global_batch(local_runs, single_de
     assert len(losses) == 3
     np.testing.assert_allclose(losses, single_losses, atol=TOLERANCE, rtol=0)
     assert max_weight_difference(weights, single_weights) <= TOLERANCE
+
+
+@pytest.mark.background(LOCAL)
+def test_accumulated_micro_batches_on_two_replicas_match_one_device(local_runs, single_device):
+    losses, replicas, weights = local_runs["accumulated_mirrored"]
+    assert replicas == 2 and len(losses) == 3
+    np.testing.assert_allclose(losses, single_device[0], atol=TOLERANCE, rtol=0)
+    assert max_weight_difference(weights, single_device[2]) <= TOLERANCE
 
 
 @pytest.mark.background(LOCAL)
