@@ -14,6 +14,7 @@ def _xdist_worker(config):
     return hasattr(config, "workerinput")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook turns xdist_group markers into node ids
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist, the tests reading one background job share a worker (`--dist loadgroup`), so that the
     job runs once; a group is named after its first test, a name every worker computes alike."""
@@ -30,6 +31,8 @@ def pytest_collection_finish(session):
     workers keep both cores busy instead."""
     from tests.helpers import background
 
+    if _xdist_worker(session.config) and session.config.getvalue("loadgroup"):
+        background.check_xdist_took_the_groups(session.items)
     if not session.config.option.collectonly and not _xdist_worker(session.config):
         session.config.stash[_BACKGROUND_JOBS] = jobs = background.jobs_of(session.items)
         background.run_one_after_another(jobs)
