@@ -11,13 +11,9 @@ import pytest
 
 from tests.helpers.distributed_training import CLUSTER_JOB as CLUSTER
 from tests.helpers.distributed_training import LOCAL_JOB as LOCAL
-from tests.helpers.distributed_training import WORKERS, local_results, results
+from tests.helpers.distributed_training import WORKERS, local_results, max_weight_difference, results
 
 TOLERANCE = 1e-5
-
-
-def max_weight_difference(first, second):
-    return max(float(np.abs(a - b).max()) for a, b in zip(first, second))
 
 
 @pytest.fixture(scope="module")
