@@ -4,9 +4,12 @@ import keras
 
 import keras_clip
 
+# One block per tower: these models test what lies around the towers (training steps, losses across replicas,
+# export, zero-shot), where tracing TensorFlow functions takes most of the time, and it grows with the depth.
+# The towers themselves are checked at full depth against the references (tests/models/test_clip.py).
 TINY_VIT = dict(
-    embed_dim=32, image_resolution=32, vision_layers=2, vision_width=64, vision_patch_size=8,
-    context_length=77, vocab_size=49408, transformer_width=64, transformer_heads=1, transformer_layers=2,
+    embed_dim=32, image_resolution=32, vision_layers=1, vision_width=64, vision_patch_size=8,
+    context_length=77, vocab_size=49408, transformer_width=64, transformer_heads=1, transformer_layers=1,
 )
 
 # SigLIP's layout at TINY_VIT's sizes (no image projection: the image width is the embedding width).

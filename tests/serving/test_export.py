@@ -105,6 +105,12 @@ def exports(tmp_path_factory):
     return exports
 
 
+@pytest.fixture(scope="module")
+def loaded_classifier(exports):
+    """The classifier's export loaded in this process by `tf.saved_model.load` (once: it takes seconds)."""
+    return tf.saved_model.load(exports["classifier"].dir)
+
+
 def _requests(export):
     """(signature, inputs, check) triples: check(answer) asserts on the served answer."""
     d = export.model.embed_dim
@@ -191,9 +197,8 @@ def _requests(export):
     return requests
 
 
-def test_outputs_are_l2_normalised_and_classes_travel_inside(exports):
-    export = exports["classifier"]
-    loaded = tf.saved_model.load(export.dir)
+def test_outputs_are_l2_normalised_and_classes_travel_inside(exports, loaded_classifier):
+    export, loaded = exports["classifier"], loaded_classifier
     for embeddings in (
         loaded.signatures["encode_text"](text=tf.constant(export.texts))["embeddings"],
         loaded.signatures["encode_image"](image_bytes=tf.constant(export.image_bytes))["embeddings"],
@@ -238,10 +243,9 @@ def _as_tensor(value):
     return tf.constant([base64.b64decode(v["b64"]) if isinstance(v, dict) else v.encode("utf-8") for v in value])
 
 
-def test_example_requests_get_the_documented_outputs(exports, tmp_path):
+def test_example_requests_get_the_documented_outputs(exports, loaded_classifier, tmp_path):
     """examples/serving: the request JSON file and the client's requests, as TF Serving would decode them."""
-    export = exports["classifier"]
-    loaded = tf.saved_model.load(export.dir)
+    export, loaded = exports["classifier"], loaded_classifier
     example = os.path.join(EXAMPLES, "serving", "classify_request.json")
     with open(example, encoding="utf-8") as handle:
         request = json.load(handle)

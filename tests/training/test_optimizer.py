@@ -41,7 +41,7 @@ def ancestors(op):
 
 
 def test_weight_decay_waits_for_the_gradient():
-    model = keras_clip.CLIP(**dict(TINY_VIT, vision_layers=1, transformer_layers=1))
+    model = keras_clip.CLIP(**TINY_VIT)
     adamw = keras_clip.training.optimizer(model)
     adamw.build(model.trainable_variables)
     decayed = [v for v in model.trainable_variables if adamw._use_weight_decay(v)]
