@@ -131,17 +131,10 @@ def weight_paths(loss):
 
 
 def max_weight_difference(first, second, loss="contrastive"):
-    """The largest absolute difference of two runs' weights, leaving out the key part of every attention's
-    in_proj bias: a constant added to every key shifts no softmax, so its exact gradient is 0, and Adam turns
-    the rounding noise standing in for it into steps of about the learning rate, different in every run."""
-    largest = 0.0
-    for path, a, b in zip(weight_paths(loss), first, second):
-        difference = np.abs(np.asarray(a, np.float64) - b)
-        if path.endswith("in_proj/bias"):
-            width = difference.shape[0] // 3
-            difference[width : 2 * width] = 0.0
-        largest = max(largest, float(difference.max()))
-    return largest
+    """`trained_weights.max_weight_difference` of two runs' weights trained with `loss`."""
+    from tests.helpers import trained_weights
+
+    return trained_weights.max_weight_difference(first, second, weight_paths(loss))
 
 
 def results(path):

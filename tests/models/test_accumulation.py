@@ -1,7 +1,8 @@
 """Exact gradient accumulation (`compile(accumulation_steps=k)`): the big batch's loss, gradients, weights and logs.
 
 The reference is the same model trained on the whole batch at once. Tolerance 1e-5 (float32, tiny models: the
-micro-batch sums differ from the whole-batch matmuls only in summation order). Under MirroredStrategy:
+micro-batch sums differ from the whole-batch matmuls only in summation order; the key biases, whose exact gradient
+is 0, are left out: tests/helpers/trained_weights.py). Under MirroredStrategy:
 tests/training/test_distributed.py.
 """
 
@@ -14,6 +15,7 @@ import keras_clip
 from keras_clip.models.accumulation import accumulated_gradients, micro_batch_bounds
 from tests.helpers.model_inputs import random_images, random_tokens
 from tests.helpers.tiny_models import TINY_SIGLIP, TINY_VIT, tiny_clip
+from tests.helpers.trained_weights import max_weight_difference
 
 TOLERANCE = 1e-5
 BATCH = 32
@@ -28,7 +30,7 @@ def batches(batch=BATCH, steps=STEPS):
 
 
 def trained(config, loss, accumulation_steps, lock=None, batch=BATCH):
-    """(weights after STEPS AdamW steps, per-batch logs) of a tiny model compiled with `accumulation_steps`."""
+    """({path: weight} after STEPS AdamW steps, per-batch logs) of a tiny model compiled with `accumulation_steps`."""
     model = tiny_clip(seed=0, **config)
     if lock:
         getattr(model, f"lock_{lock}_tower")()
@@ -37,16 +39,16 @@ def trained(config, loss, accumulation_steps, lock=None, batch=BATCH):
     history = []  # the running means Keras logs after each batch
     record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: history.append(dict(logs)))
     model.fit(batches(batch), epochs=1, verbose=0, callbacks=[record])
-    return [w.numpy() for w in model.weights], history
+    return {w.path: w.numpy() for w in model.weights}, history
 
 
-def assert_same_training(first, second):
+def assert_same_training(first, second, tolerance=TOLERANCE):
     (weights, logs), (other_weights, other_logs) = first, second
     assert len(logs) == len(other_logs) == STEPS
     for log, other in zip(logs, other_logs):
         for name in METRICS:
             np.testing.assert_allclose(float(log[name]), float(other[name]), atol=TOLERANCE, rtol=0, err_msg=name)
-    assert max(float(np.abs(a - b).max()) for a, b in zip(weights, other_weights)) <= TOLERANCE
+    assert max_weight_difference(weights.values(), other_weights.values(), list(weights)) <= tolerance
 
 
 @pytest.mark.parametrize("config,loss", [(TINY_VIT, "contrastive"), (TINY_SIGLIP, "sigmoid"),
@@ -77,7 +79,10 @@ def test_gradients_equal_the_whole_batch_gradients():
 
 def test_uneven_micro_batches_cover_every_row_once():
     np.testing.assert_array_equal(micro_batch_bounds(30, 4).numpy(), [0, 7, 15, 22, 30])
-    assert_same_training(trained(TINY_VIT, "contrastive", 4, batch=30), trained(TINY_VIT, "contrastive", 1, batch=30))
+    # 2e-5: one element of the embedding row of a token seen once in these 30 rows has a gradient near 0, whose
+    # rounding Adam's g / sqrt(v) turns into a step difference of 1.3e-5 (measured); every other weight <= 4e-6.
+    assert_same_training(trained(TINY_VIT, "contrastive", 4, batch=30), trained(TINY_VIT, "contrastive", 1, batch=30),
+                         tolerance=2e-5)  # fmt: skip
 
 
 @pytest.mark.parametrize("tower", ["image", "text"])
@@ -92,7 +97,7 @@ def test_mixed_precision_with_loss_scaling_accumulates():
     plain_weights, plain_logs = trained(config, "contrastive", 1)
     # float16 activations: the summation orders differ in half precision, so a looser bound.
     np.testing.assert_allclose([log["loss"] for log in logs], [log["loss"] for log in plain_logs], atol=2e-3)
-    assert max(float(np.abs(a - b).max()) for a, b in zip(weights, plain_weights)) <= 2e-3
+    assert max_weight_difference(weights.values(), plain_weights.values(), list(weights)) <= 2e-3
 
 
 @pytest.mark.parametrize("steps", [0, 2.0, "4"])
