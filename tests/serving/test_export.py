@@ -382,7 +382,9 @@ def test_allow_list_is_core_tensorflow_plus_tf_text():
     assert json.loads(result.stdout.strip().splitlines()[-1]) == sorted(TF_TEXT_OPS)
 
 
-@pytest.mark.parametrize("kind", ["clip", "classifier"])
+# The classifier's export holds every signature of the CLIP export: its listing is checked in the default run,
+# the CLIP export's in `make test-full` (a saved_model_cli process each).
+@pytest.mark.parametrize("kind", [pytest.param("clip", marks=pytest.mark.full_size), "classifier"])
 def test_saved_model_cli_lists_every_signature_with_its_names(kind, exports, fresh_processes):
     export = exports[kind]
     d, r, c = export.model.embed_dim, export.model.image_resolution, len(CLASSNAMES)
@@ -449,6 +451,9 @@ def test_bad_arguments_name_the_problem(exports, tmp_path):
 
 
 # The tests reading the fresh processes come last: the processes run while the tests above do.
+# A full_size check: two fresh processes decoding seven 24-megapixel JPEGs to measure memory; the default run
+# keeps oversize images refused from their header under load (test_export_under_load.py).
+@pytest.mark.full_size
 def test_large_jpeg_is_served_one_image_at_a_time_with_bounded_memory(exports, fresh_processes):
     export = exports["classifier"]
     large = images.large_jpeg(6000, 4000)
