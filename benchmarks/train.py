@@ -54,7 +54,7 @@ from benchmarks import train_memory  # noqa: E402
 from benchmarks.train_memory import CONFIGURATIONS  # noqa: E402
 
 MODES = ("float32", "xla")
-LEARNING_RATE = 5e-4
+LEARNING_RATE = train_memory.LEARNING_RATE
 
 
 def keras_trainer(state_dict, images, tokens, mode):
@@ -89,17 +89,7 @@ def torch_trainer(reference, images, tokens):
     import torch
     import torch.nn.functional as F
 
-    decay, no_decay = [], []
-    for name, parameter in reference.named_parameters():
-        # keras_clip.training.no_weight_decay_variables: gains, biases, embeddings, logit_scale.
-        excluded = parameter.ndim < 2 or "embedding" in name or name == "logit_scale"
-        (no_decay if excluded else decay).append(parameter)
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.2}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=LEARNING_RATE,
-        betas=(0.9, 0.98),
-        eps=1e-6,
-    )
+    optimizer = train_memory.torch_paper_adamw(reference)
     reference.train()
     torch_images = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
     torch_tokens = torch.from_numpy(tokens.astype(np.int64))

@@ -90,8 +90,8 @@ def keras_worker(model_name, batch_size, remat, accumulation_steps, total_steps,
     return after_build, reset, StepTimer.seconds, float(history.history["loss"][-1])
 
 
-def torch_adamw(reference):
-    """The paper's AdamW with keras_clip's weight-decay groups, its state allocated now (not at the first step)."""
+def torch_paper_adamw(reference):
+    """The paper's AdamW for OpenAI's PyTorch model, with keras_clip's weight-decay groups."""
     import torch
 
     decay, no_decay = [], []
@@ -99,16 +99,24 @@ def torch_adamw(reference):
         # keras_clip.training.no_weight_decay_variables: gains, biases, embeddings, logit_scale.
         excluded = parameter.ndim < 2 or "embedding" in name or name == "logit_scale"
         (no_decay if excluded else decay).append(parameter)
-    optimizer = torch.optim.AdamW(
+    return torch.optim.AdamW(
         [{"params": decay, "weight_decay": 0.2}, {"params": no_decay, "weight_decay": 0.0}],
         lr=LEARNING_RATE, betas=(0.9, 0.98), eps=1e-6,
     )  # fmt: skip
-    for parameter in decay + no_decay:  # what AdamW's first step creates, so "after build" holds it
-        optimizer.state[parameter] = {
-            "step": torch.tensor(0.0),
-            "exp_avg": torch.zeros_like(parameter, memory_format=torch.preserve_format),
-            "exp_avg_sq": torch.zeros_like(parameter, memory_format=torch.preserve_format),
-        }
+
+
+def torch_adamw(reference):
+    """`torch_paper_adamw`, its state allocated now (not at the first step)."""
+    import torch
+
+    optimizer = torch_paper_adamw(reference)
+    for group in optimizer.param_groups:  # what AdamW's first step creates, so "after build" holds it
+        for parameter in group["params"]:
+            optimizer.state[parameter] = {
+                "step": torch.tensor(0.0),
+                "exp_avg": torch.zeros_like(parameter, memory_format=torch.preserve_format),
+                "exp_avg_sq": torch.zeros_like(parameter, memory_format=torch.preserve_format),
+            }
     return optimizer
 
 
