@@ -6,7 +6,7 @@ from keras import ops
 from keras_clip.layers.layer_normalization import LeanLayerNormalization
 from keras_clip.layers.residual_attention_block import LAYER_NORM_EPSILON
 from keras_clip.layers.shapes import check_token_shape
-from keras_clip.layers.transformer import Transformer
+from keras_clip.layers.transformer import Transformer, tower_remat
 
 POOLINGS = ("argmax", "eos", "last")
 
@@ -126,14 +126,7 @@ class TextTransformer(keras.layers.Layer):
             return ops.argmax(ops.cast(ops.equal(tokens, self.eos_token_id), "int32"), axis=-1)
         return ops.full((ops.shape(tokens)[0],), ops.shape(tokens)[1] - 1, "int32")
 
-    @property
-    def remat(self):
-        """Rematerialise the transformer blocks in training (settable; retrace the training step after)."""
-        return self.transformer.remat
-
-    @remat.setter
-    def remat(self, value):
-        self.transformer.remat = bool(value)
+    remat = tower_remat
 
     def call(self, tokens):
         # Tokens may be cut to fewer than context_length positions after every row's pooled position

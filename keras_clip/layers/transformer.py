@@ -60,3 +60,13 @@ class Transformer(keras.layers.Layer):
                       mlp_width=self.mlp_width, activation=self.activation,
                       layer_norm_epsilon=self.layer_norm_epsilon, remat=self.remat)  # fmt: skip
         return config
+
+
+def _set_tower_remat(tower, value):
+    tower.transformer.remat = bool(value)
+
+
+# The `remat` of a tower built on a `Transformer` (TextTransformer, VisionTransformer): its transformer's.
+tower_remat = property(lambda tower: tower.transformer.remat, _set_tower_remat,
+                       doc="Rematerialise the transformer blocks in training (settable; retrace the training step "
+                           "after).")  # fmt: skip

@@ -7,7 +7,7 @@ from keras_clip.layers.layer_normalization import LeanLayerNormalization
 from keras_clip.layers.probe_pooling import ProbePooling
 from keras_clip.layers.residual_attention_block import LAYER_NORM_EPSILON
 from keras_clip.layers.shapes import check_image_shape
-from keras_clip.layers.transformer import Transformer
+from keras_clip.layers.transformer import Transformer, tower_remat
 
 POOLINGS = ("class_token", "map")
 
@@ -104,14 +104,7 @@ class VisionTransformer(keras.layers.Layer):
             self.ln_post.build(tokens_shape)
             self.attn_pool.build(tokens_shape)
 
-    @property
-    def remat(self):
-        """Rematerialise the transformer blocks in training (settable; retrace the training step after)."""
-        return self.transformer.remat
-
-    @remat.setter
-    def remat(self, value):
-        self.transformer.remat = bool(value)
+    remat = tower_remat
 
     def call(self, images):
         check_image_shape(images.shape, self.image_resolution, "VisionTransformer")
