@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from keras_clip.losses import contrastive_loss, num_replicas_in_sync, sigmoid_loss
 from keras_clip.models.accumulation import accumulated_gradients
-from keras_clip.models.gradients import dense_gradient
+from keras_clip.models.gradients import optimizer_gradient
 
 # `compile(loss=...)`: CLIP's softmax loss, SigLIP's sigmoid loss, or its chunked form (same numbers, less memory).
 LOSSES = ("contrastive", "sigmoid", "chunked_sigmoid")
@@ -146,7 +146,7 @@ class ContrastiveSteps:
             if self.losses:
                 loss += tf.add_n(self.losses) / num_replicas_in_sync()
             scaled_loss = self.optimizer.scale_loss(loss)
-        gradients = [dense_gradient(gradient) for gradient in tape.gradient(scaled_loss, weights)]
+        gradients = [optimizer_gradient(gradient) for gradient in tape.gradient(scaled_loss, weights)]
         self.optimizer.apply_gradients(zip(gradients, weights))
         return self._update_metrics(values, batch_size)
 
