@@ -7,9 +7,6 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 
-_BACKGROUND_JOBS = pytest.StashKey()
-
-
 def _xdist_worker(config):
     return hasattr(config, "workerinput")
 
@@ -34,13 +31,14 @@ def pytest_collection_finish(session):
     if _xdist_worker(session.config) and session.config.getvalue("loadgroup"):
         background.check_xdist_took_the_groups(session.items)
     if not session.config.option.collectonly and not _xdist_worker(session.config):
-        session.config.stash[_BACKGROUND_JOBS] = jobs = background.jobs_of(session.items)
-        background.run_one_after_another(jobs)
+        background.run_one_after_another(background.jobs_of(session.items))
 
 
 def pytest_sessionfinish(session):
-    for job in session.config.stash.get(_BACKGROUND_JOBS, []):
-        job.stop()
+    """Stops the background jobs this process started (every xdist worker too) and removes their folders."""
+    from tests.helpers import background
+
+    background.stop_every_job()
 
 
 @pytest.fixture(autouse=True)

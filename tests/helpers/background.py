@@ -13,6 +13,8 @@ import threading
 
 import pytest
 
+_STARTED = []  # every Job of this process that has run, for stop_every_job()
+
 
 class Job:
     """One command (`args` and keyword arguments as for subprocess.Popen), run at most once.
@@ -57,6 +59,7 @@ class Job:
     def _run(self):
         try:
             self.folder = tempfile.mkdtemp(prefix="keras_clip_test_job_")
+            _STARTED.append(self)
             args = [argument.replace("{folder}", self.folder) for argument in self.args]
             # Output goes to files: a pipe read only at the end could fill up and stall the command.
             with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
@@ -69,6 +72,12 @@ class Job:
             self._error = error
         finally:
             self._done.set()
+
+
+def stop_every_job():
+    """Stops every job this process started, wherever it was declared, and removes their folders."""
+    while _STARTED:
+        _STARTED.pop().stop()
 
 
 def jobs_of(items):
