@@ -36,8 +36,10 @@ from benchmarks.common import (  # noqa: E402
 MODES = ("float32", "xla", "bfloat16", "int8")
 
 
-OPENAI_ARGUMENTS = ("embed_dim", "image_resolution", "vision_layers", "vision_width", "vision_patch_size",
-                    "context_length", "vocab_size", "transformer_width", "transformer_heads", "transformer_layers")  # fmt: skip
+OPENAI_ARGUMENTS = (
+    "embed_dim", "image_resolution", "vision_layers", "vision_width", "vision_patch_size",
+    "context_length", "vocab_size", "transformer_width", "transformer_heads", "transformer_layers",
+)  # fmt: skip
 
 
 def architecture(name):

@@ -141,7 +141,8 @@ def main():
         medians[name], cpu_medians[name] = seconds[len(seconds) // 2], cpu[len(cpu) // 2]
         peak = max(result["peak"] for result in results) / 1e6
         above = max(result["peak"] - result["baseline"] for result in results) / 1e6
-        print(f"{name:16} {medians[name]:>12.2f} ({seconds[0]:5.2f}) {cpu_medians[name]:>13.2f} {peak:>12.0f} {above:>17.0f}")
+        print(f"{name:16} {medians[name]:>12.2f} ({seconds[0]:5.2f}) {cpu_medians[name]:>13.2f} {peak:>12.0f} "
+              f"{above:>17.0f}")
     for name in ("keras_clip cold", "keras_clip warm", "warm bfloat16"):
         print(f"{name} / {reference_name}: wall {medians[name] / medians[reference_name]:.2f}x, "
               f"CPU {cpu_medians[name] / cpu_medians[reference_name]:.2f}x")

@@ -23,7 +23,8 @@ def main(argv=None):
     )
     parser.add_argument("source", help="model name (e.g. ViT-B/32) or checkpoint path")
     parser.add_argument("output", help="destination ending in .keras or .weights.h5")
-    parser.add_argument("--cache-dir", help="download / conversion cache (default $KERAS_CLIP_CACHE or ~/.cache/keras_clip)")
+    parser.add_argument("--cache-dir",
+                        help="download / conversion cache (default $KERAS_CLIP_CACHE or ~/.cache/keras_clip)")
     args = parser.parse_args(argv)
     from keras_clip.cli import main as keras_clip_main
 

@@ -32,10 +32,12 @@ def parse_args(argv=None):
     )
     parser.add_argument("checkpoint", help="model name (e.g. ViT-B/32) or PyTorch / safetensors checkpoint path")
     parser.add_argument("--keras-file", help="a .keras or .weights.h5 to verify instead of loading CHECKPOINT")
-    parser.add_argument("--cache-dir", help="download / conversion cache (default $KERAS_CLIP_CACHE or ~/.cache/keras_clip)")
+    parser.add_argument("--cache-dir",
+                        help="download / conversion cache (default $KERAS_CLIP_CACHE or ~/.cache/keras_clip)")
     parser.add_argument("--images", type=int, default=2, help="number of random images (default 2)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tolerance", type=float, default=1e-4, help="max |difference| / max |reference| (default 1e-4)")
+    parser.add_argument("--tolerance", type=float, default=1e-4,
+                        help="max |difference| / max |reference| (default 1e-4)")
     return parser.parse_args(argv)
 
 

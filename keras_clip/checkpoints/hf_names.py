@@ -64,7 +64,10 @@ LAYER_RENAMES = {
     "mlp.fc1": "mlp.c_fc",
     "mlp.fc2": "mlp.c_proj",
 }
-TOWERS = {"text_model.encoder.layers.": "transformer.resblocks.", "vision_model.encoder.layers.": "visual.transformer.resblocks."}
+TOWERS = {
+    "text_model.encoder.layers.": "transformer.resblocks.",
+    "vision_model.encoder.layers.": "visual.transformer.resblocks.",
+}
 LAYER_KEY = re.compile(r"^(?P<tower>(?:text|vision)_model\.encoder\.layers\.)(?P<index>\d+)\.(?P<rest>.+)$")
 
 

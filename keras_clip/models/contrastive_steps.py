@@ -146,7 +146,8 @@ class ContrastiveSteps:
             if self.losses:
                 loss += tf.add_n(self.losses) / num_replicas_in_sync()
             scaled_loss = self.optimizer.scale_loss(loss)
-        gradients = [optimizer_gradient(gradient) for gradient in tape.gradient(scaled_loss, weights)]
+        gradients = tape.gradient(scaled_loss, weights)
+        gradients = [optimizer_gradient(gradient, sparse=self.remat) for gradient in gradients]
         self.optimizer.apply_gradients(zip(gradients, weights))
         return self._update_metrics(values, batch_size)
 

@@ -30,14 +30,16 @@ def test_round_trip_through_transformers_names(vit_state_dict):
 def test_missing_attention_part_is_named(vit_state_dict):
     hf = checkpoint_files.openai_to_hf(vit_state_dict)
     del hf["vision_model.encoder.layers.1.self_attn.k_proj.bias"]
-    with pytest.raises(keras_clip.StateDictError, match=r"missing vision_model\.encoder\.layers\.1\.self_attn\.k_proj\.bias"):
+    missing = r"missing vision_model\.encoder\.layers\.1\.self_attn\.k_proj\.bias"
+    with pytest.raises(keras_clip.StateDictError, match=missing):
         hf_to_openai(hf)
 
 
 def test_unknown_transformers_key_is_reported_by_build_model(vit_state_dict):
     hf = checkpoint_files.openai_to_hf(vit_state_dict)
     hf["vision_model.encoder.layers.0.extra.weight"] = np.zeros(3, np.float32)
-    with pytest.raises(keras_clip.StateDictError, match=r"unexpected keys \['vision_model.encoder.layers.0.extra.weight'\]"):
+    unexpected = r"unexpected keys \['vision_model.encoder.layers.0.extra.weight'\]"
+    with pytest.raises(keras_clip.StateDictError, match=unexpected):
         keras_clip.build_model(hf_to_openai(hf))
 
 

@@ -156,5 +156,5 @@ def test_remat_halves_the_step_memory_of_vit_b32():
                              env=env, check=True, timeout=1800)  # fmt: skip
         step_memory[mode] = json.loads(run.stdout.strip().splitlines()[-1])["step_memory"]
     # Measured: 2.95 GB plain, 1.26 GB remat (0.43x); with keras.remat (tf.recompute_grad) per block 1.6 GB, which
-    # fails; so did a dense embedding gradient for Adam (2.81 GB plain, 1.49 GB remat; models/gradients.py).
+    # fails; so did a dense embedding gradient in the remat step (1.49 GB; models/gradients.py).
     assert step_memory["remat"] <= 0.5 * step_memory["plain"], step_memory

@@ -8,6 +8,7 @@ up to 1e-2).
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 import torch
 
@@ -19,8 +20,10 @@ from tests.helpers.tiny_models import tiny_clip
 EPSILON = 1e-12
 
 
-def test_repeated_tokens_take_pytorchs_adam_step():
+@pytest.mark.parametrize("remat", [False, True])  # a dense embedding gradient, and one slice per row
+def test_repeated_tokens_take_pytorchs_adam_step(remat):
     model = tiny_clip(seed=0)
+    model.remat = remat
     model.compile(keras.optimizers.Adam(1e-2, epsilon=EPSILON))
     batch = {"images": random_images(8, 32, seed=1), "tokens": random_tokens(8, seed=1)}
     embedding = model.text.token_embedding.embeddings
