@@ -9,6 +9,7 @@ bytes are checked as they are first read, chunk by chunk, never in a second pass
 
 import concurrent.futures
 import contextlib
+import mmap
 import os
 import reprlib
 import threading
@@ -24,6 +25,7 @@ BFLOAT16 = "bfloat16"
 MAX_TENSOR_DIMS = 64
 # Bytes read per system call when checksumming: the CRC runs on each chunk while it is still in the CPU's cache.
 CHECKSUM_CHUNK_BYTES = 1 << 20
+HUGE_PAGE_BYTES = 1 << 21
 
 
 _SHORT = reprlib.Repr()
@@ -39,10 +41,15 @@ def aligned_empty(shape, dtype, alignment=64):
     """An uninitialised C-contiguous array whose data starts at a multiple of `alignment` bytes.
 
     TensorFlow can then use the memory as a tensor's buffer without copying it (its kernels
-    assume 64-byte aligned data; numpy only guarantees 16).
+    assume 64-byte aligned data; numpy only guarantees 16). Arrays of 2 MB and more are mapped memory
+    advised to use huge pages: first writes to fresh memory fault once per 2 MB instead of per 4 KB.
     """
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if nbytes >= HUGE_PAGE_BYTES and hasattr(mmap, "MADV_HUGEPAGE"):
+        memory = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        memory.madvise(mmap.MADV_HUGEPAGE)
+        return np.frombuffer(memory, dtype).reshape(shape)  # page-aligned; the array keeps the map alive
     raw = np.empty(nbytes + alignment, np.uint8)
     start = -raw.ctypes.data % alignment
     return raw[start : start + nbytes].view(dtype).reshape(shape)
