@@ -39,6 +39,9 @@ def torchscript_file(tmp_path_factory):
     return checkpoint_files.write_torchscript(str(folder / "small.pt"), checkpoint_files.SMALL_VIT, state_dict)
 
 
+# full_size: two fresh processes; by default the scripts' help, refusals and a failing verification run here,
+# and the .keras / .weights.h5 writing in test_load.py.
+@pytest.mark.full_size
 def test_convert_then_verify(torchscript_file, tmp_path):
     # (.keras outputs go through the same code path, tested in test_load.py)
     cache = str(tmp_path / "cache")

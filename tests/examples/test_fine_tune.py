@@ -49,6 +49,7 @@ def test_fine_tune_saves_a_changed_model(files):
     assert any(path.startswith("visual/") for path in changed) and any(path.startswith("text/") for path in changed)
 
 
+@pytest.mark.full_size  # tower locking itself: tests/training/test_training_options.py, test_accumulation.py
 def test_locked_image_tower_stays_as_loaded(files):
     root, checkpoint, train, _ = files
     output = str(root / "locked.keras")

@@ -274,6 +274,7 @@ MIRRORED = Job([sys.executable, "-c", MIRRORED_SCRIPT], cwd=ROOT,
                env=dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")))
 
 
+@pytest.mark.full_size  # training under MirroredStrategy itself: tests/training/test_distributed.py
 @pytest.mark.background(MIRRORED)
 def test_callbacks_under_mirrored_strategy():
     """Two replicas (logical CPUs): the numbers of a direct evaluation."""
