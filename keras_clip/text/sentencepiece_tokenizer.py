@@ -18,7 +18,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from keras_clip.text.cleaning import TextCleaner, char_class
-from keras_clip.text.python_texts import texts_to_tensor
+from keras_clip.text.tokenizer_layer import TokenizerLayer
 
 SPIECE_UNDERLINE = "\u2581"
 # `str.isspace()` (what Python's `re` calls `\s` and `str.strip()` removes), Unicode 14.
@@ -51,7 +51,7 @@ def _read_model(model):
 
 
 @keras.saving.register_keras_serializable(package="keras_clip")
-class SentencePieceTokenizer(keras.layers.Layer):
+class SentencePieceTokenizer(TokenizerLayer):
     """SigLIP's tokenizer as a Keras layer: strings in, the ids of transformers' `SiglipTokenizer` out.
 
     The SentencePiece model travels in the layer's config ("base64:..."), so `.keras` files,
@@ -70,8 +70,6 @@ class SentencePieceTokenizer(keras.layers.Layer):
     """
 
     def __init__(self, model=None, context_length=64, lowercase=True, **kwargs):
-        kwargs.setdefault("dtype", "int32")
-        kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
         if isinstance(context_length, bool) or not isinstance(context_length, (int, np.integer)) or context_length < 1:
             raise ValueError(f"context_length must be a positive int, got {context_length!r}")
@@ -91,7 +89,6 @@ class SentencePieceTokenizer(keras.layers.Layer):
         self._underline_id = underline if underline != unk else -1
         # transformers encodes "<unk>" + text and drops the pieces "<unk>" alone has.
         self._prefix_length = int(tf.size(self._sentencepiece.tokenize(tf.constant("<unk>"))))
-        self._eager_tokenize = None
         self.built = True
 
     @property
@@ -103,32 +100,6 @@ class SentencePieceTokenizer(keras.layers.Layer):
         config.update(context_length=self.context_length, lowercase=self.lowercase,
                       model=INLINE_PREFIX + base64.b64encode(self._proto).decode("ascii"))  # fmt: skip
         return config
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape) + (self.context_length,)
-
-    def compute_output_spec(self, inputs):
-        return keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype="int32")
-
-    def __call__(self, inputs, *args, **kwargs):
-        if isinstance(inputs, (str, bytes, list, tuple, np.ndarray)):
-            # Lone surrogates become U+FFFD, as for CLIP's tokenizer (transformers' SiglipTokenizer raises).
-            inputs = texts_to_tensor(inputs, "SentencePieceTokenizer")
-        return super().__call__(inputs, *args, **kwargs)
-
-    def call(self, inputs):
-        texts = tf.convert_to_tensor(inputs, tf.string)
-        if texts.shape.rank is not None and texts.shape.rank > 1:
-            raise ValueError(f"SentencePieceTokenizer takes a scalar or 1-D tf.string, got shape {texts.shape}")
-        flat = tf.reshape(texts, [-1])
-        if tf.executing_eagerly():  # one traced graph, reused by every eager call
-            if self._eager_tokenize is None:
-                spec = tf.TensorSpec([None], tf.string)
-                self._eager_tokenize = tf.function(self.tokenize_graph, input_signature=[spec], autograph=False)
-            ids = self._eager_tokenize(flat)
-        else:
-            ids = self.tokenize_graph(flat)
-        return ids[0] if texts.shape.rank == 0 else ids
 
     def _canonical(self, pieces):
         """SiglipTokenizer.canonicalize_text of each piece."""

@@ -15,6 +15,7 @@ from keras_clip.errors import InvalidTextError
 from keras_clip.text.bpe import EOT_ID, SOT_ID, VOCAB_SIZE, BytePairEncoder
 from keras_clip.text.cleaning import TextCleaner, char_class, load_tables, split_on
 from keras_clip.text.python_texts import texts_to_tensor
+from keras_clip.text.tokenizer_layer import TokenizerLayer
 
 QUOTED_CHARACTERS = 80  # of a text named in an error
 
@@ -53,7 +54,7 @@ def _shared_parts():
 
 
 @keras.saving.register_keras_serializable(package="keras_clip")
-class Tokenizer(keras.layers.Layer):
+class Tokenizer(TokenizerLayer):
     """CLIP's tokenizer as a Keras layer: strings in, OpenAI's token ids out.
 
     Each text is cleaned like OpenAI's `simple_tokenizer.py` (ftfy's fixes, HTML unescaping,
@@ -81,8 +82,6 @@ class Tokenizer(keras.layers.Layer):
     """
 
     def __init__(self, context_length=77, truncate=True, **kwargs):
-        kwargs.setdefault("dtype", "int32")
-        kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
         if isinstance(context_length, bool) or not isinstance(context_length, (int, np.integer)) or context_length < 2:
             raise ValueError(f"context_length must be an int of at least 2 (SOT and EOT), got {context_length!r}")
@@ -90,7 +89,6 @@ class Tokenizer(keras.layers.Layer):
         self.truncate = bool(truncate)
         self._cleaner, self._bpe, (self._word_pattern, self._skipped_pattern) = _shared_parts()
         self.built = True
-        self._eager_tokenize = None
         self._eager_detokenize = None
 
     def get_config(self):
@@ -98,31 +96,14 @@ class Tokenizer(keras.layers.Layer):
         config.update({"context_length": self.context_length, "truncate": self.truncate})
         return config
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape) + (self.context_length,)
-
-    def compute_output_spec(self, inputs):
-        return keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype="int32")
-
-    def __call__(self, inputs, *args, **kwargs):
-        if isinstance(inputs, (str, bytes, list, tuple, np.ndarray)):
-            inputs = texts_to_tensor(inputs, "Tokenizer")  # Keras only passes tensors positionally
-        return super().__call__(inputs, *args, **kwargs)
-
-    def call(self, inputs):
-        texts = tf.convert_to_tensor(inputs, tf.string)
-        if texts.shape.rank is not None and texts.shape.rank > 1:
-            raise ValueError(f"Tokenizer takes a scalar or 1-D tf.string, got shape {texts.shape}")
-        flat = tf.reshape(texts, [-1])
+    def tokenize_flat(self, texts):
         if tf.executing_eagerly():
-            ids, lengths = self._eager_tokenize_fn()(flat)
+            ids, lengths = self.traced_tokenize()(texts)
             if not self.truncate:
-                self._raise_if_too_long(flat, lengths)
-        else:
-            ids, lengths = self.tokenize_graph(flat)
-            if not self.truncate:
-                ids = self._assert_fits(flat, lengths, ids)
-        return ids[0] if texts.shape.rank == 0 else ids
+                self._raise_if_too_long(texts, lengths)
+            return ids
+        ids, lengths = self.tokenize_graph(texts)
+        return ids if self.truncate else self._assert_fits(texts, lengths, ids)
 
     def tokenize_graph(self, texts):
         """1-D tf.string -> (int32 ids [N, context_length] with EOT kept last, int32 untruncated lengths [N])."""
@@ -150,12 +131,6 @@ class Tokenizer(keras.layers.Layer):
         )
         updates = tf.concat([tf.gather(ids, kept), tf.fill([count], SOT_ID), tf.fill([count], EOT_ID)], axis=0)
         return tf.scatter_nd(indices, updates, tf.stack([count, self.context_length])), tokens + 2
-
-    def _eager_tokenize_fn(self):
-        if self._eager_tokenize is None:
-            spec = tf.TensorSpec([None], tf.string)
-            self._eager_tokenize = tf.function(self.tokenize_graph, input_signature=[spec], autograph=False)
-        return self._eager_tokenize
 
     def _raise_if_too_long(self, texts, lengths):
         too_long = np.flatnonzero(lengths.numpy() > self.context_length)
