@@ -73,7 +73,8 @@ class CacheWriter:
 
     def _write(self, values, metadata):
         try:
-            write_safetensors(self._temporary, values, metadata)
+            # 64-byte aligned: a later load maps the file and its tensors use the mapped memory as it is.
+            write_safetensors(self._temporary, values, metadata, alignment=64)
         except BaseException as error:  # given to the caller by commit()
             self._error = error
 

@@ -91,7 +91,8 @@ def load_converted(path, architecture=None, **kwargs):
         CheckpointError: the file is unreadable, of another format version, or does not match
             the model this version of keras_clip builds (the caller converts again).
     """
-    tensors, metadata = read_safetensors(path)
+    # Mapped: the model's variables use the page-cached file's pages (copied only where written to).
+    tensors, metadata = read_safetensors(path, mapped=True)
     if metadata.get("format") != FORMAT or "config" not in metadata:
         raise CheckpointError(f"{path} is not a cache file of format {FORMAT}")
     config = with_architecture(json.loads(metadata["config"]), architecture)

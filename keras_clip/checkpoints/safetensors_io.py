@@ -45,15 +45,23 @@ CODES = {
     dtype.newbyteorder("<") if dtype.itemsize > 1 else dtype: code for code, dtype in DTYPES.items() if code != "BF16"
 }
 MAX_HEADER_BYTES = 100_000_000
+# Names of the tensors that `write_safetensors(alignment=...)` adds to fill the gaps between tensors.
+PADDING_PREFIX = "__padding__."
 
 
-def read_safetensors(path):
+def read_safetensors(path, mapped=False):
     """`({name: StoredArray}, metadata dict)` of a `.safetensors` file; no tensor bytes are read.
+
+    Args:
+        path: the file.
+        mapped: large arrays are private maps of the file (`FileSource`), not reads.
+
+    The tensors filling alignment gaps (`PADDING_PREFIX`, written by `write_safetensors`) are left out.
 
     Raises:
         CheckpointError: the file is truncated or its header is malformed (named).
     """
-    source = FileSource(path)
+    source = FileSource(path, mapped=mapped)
     if source.size < 8:
         raise CheckpointError(f"{source.path} is not a safetensors file: only {source.size} bytes")
     header_length = np.empty(8, np.uint8)
@@ -80,7 +88,7 @@ def read_safetensors(path):
     tensors = {}
     for name, entry in header.items():
         tensors[name] = _stored_array(source, data_start, name, entry)
-    return tensors, metadata
+    return {name: array for name, array in tensors.items() if not name.startswith(PADDING_PREFIX)}, metadata
 
 
 def _is_index(value):
@@ -112,7 +120,7 @@ def _stored_array(source, data_start, name, entry):
     return StoredArray(source, data_start + begin, dtype, shape)
 
 
-def write_safetensors(path, tensors, metadata=None):
+def write_safetensors(path, tensors, metadata=None, alignment=8):
     """Write `{name: array-like}` as `.safetensors`, one tensor in memory at a time.
 
     Args:
@@ -120,11 +128,22 @@ def write_safetensors(path, tensors, metadata=None):
         tensors: name -> anything with `.shape`, `.dtype` and `np.asarray` support (numpy
             arrays, Keras variables, `StoredArray`s).
         metadata: optional `{str: str}` stored in the header.
+        alignment: every tensor's bytes start at a multiple of this in the file (a multiple of 8). The
+            format allows no gaps, so uint8 tensors named `PADDING_PREFIX` + a number fill them; 64 lets
+            TensorFlow use a mapped tensor's memory as it is (`read_safetensors(mapped=True)`).
     """
+    if alignment % 8:
+        raise ValueError(f"alignment must be a multiple of 8, got {alignment}")
     header = {}
     offset = 0
     entries = []
     for name, value in tensors.items():
+        gap = -offset % alignment
+        if gap:
+            padding_name = f"{PADDING_PREFIX}{len(entries)}"
+            header[padding_name] = {"dtype": "U8", "shape": [gap], "data_offsets": [offset, offset + gap]}
+            entries.append((padding_name, np.zeros(gap, np.uint8), np.dtype(np.uint8), gap))
+            offset += gap
         dtype = np.dtype(getattr(value, "dtype", None) or np.asarray(value).dtype)
         code = CODES.get(dtype.newbyteorder("<") if dtype.itemsize > 1 else dtype)
         if code is None:
@@ -137,7 +156,7 @@ def write_safetensors(path, tensors, metadata=None):
     if metadata:
         header["__metadata__"] = {str(key): str(value) for key, value in metadata.items()}
     header_bytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    header_bytes += b" " * (-len(header_bytes) % 8)
+    header_bytes += b" " * (-(8 + len(header_bytes)) % alignment)  # the data starts aligned too
     with atomic_write(path) as file:
         file.write(struct.pack("<Q", len(header_bytes)))
         file.write(header_bytes)

@@ -26,6 +26,8 @@ MAX_TENSOR_DIMS = 64
 # Bytes read per system call when checksumming: the CRC runs on each chunk while it is still in the CPU's cache.
 CHECKSUM_CHUNK_BYTES = 1 << 20
 HUGE_PAGE_BYTES = 1 << 21
+# Arrays at least this large are mapped from a `FileSource(mapped=True)` rather than read.
+MAPPED_ARRAY_BYTES = 1 << 20
 
 
 _SHORT = reprlib.Repr()
@@ -63,13 +65,33 @@ def bfloat16_to_float32(bits):
 
 
 class FileSource:
-    """An open file read by (offset, size) ranges; safe to share between arrays and threads."""
+    """An open file read by (offset, size) ranges; safe to share between arrays and threads.
 
-    def __init__(self, path):
+    With `mapped`, large contiguous arrays are private copy-on-write maps of the file instead of reads
+    (`mapped_array`): no memory is filled until a page is used, and pages already in the page cache
+    are used in place. Only for files nobody truncates while they are mapped (e.g. the conversion
+    cache, replaced by renames): touching a page past a truncated end kills the process (SIGBUS).
+    """
+
+    def __init__(self, path, mapped=False):
         self.path = os.fspath(path)
         self._file = open(self.path, "rb", buffering=0)
         self._lock = threading.Lock()
         self.size = os.fstat(self._file.fileno()).st_size
+        self.mapped = bool(mapped) and hasattr(mmap, "MAP_PRIVATE")  # not on Windows: read there
+
+    def mapped_array(self, offset, dtype, shape):
+        """A writable array over the file's bytes at `offset`, in a private map of its own (writes stay in
+        memory; each call maps again, so two calls never share memory)."""
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if offset < 0 or offset + nbytes > self.size:
+            raise CheckpointError(
+                f"{self.path} is truncated: bytes {offset}..{offset + nbytes} are past its end ({self.size} bytes)"
+            )
+        start = offset - offset % mmap.ALLOCATIONGRANULARITY
+        memory = mmap.mmap(self._file.fileno(), offset + nbytes - start, flags=mmap.MAP_PRIVATE,
+                           prot=mmap.PROT_READ | mmap.PROT_WRITE, offset=start)  # fmt: skip
+        return np.frombuffer(memory, dtype, int(np.prod(shape, dtype=np.int64)), offset - start).reshape(shape)
 
     def read_into(self, offset, buffer, crc32=False):
         """Fill `buffer` (a writable numpy array) with the bytes at `offset`.
@@ -173,6 +195,8 @@ class StoredArray:
             return np.empty(self.shape, raw_dtype)
         if self.checksum is not None and not self.checksum.verified:
             return self._read_checked(raw_dtype)
+        if self.is_contiguous and self._mappable(raw_dtype):
+            return self.source.mapped_array(self.offset, raw_dtype, self.shape)
         if self.is_contiguous:
             array = aligned_empty(self.shape, raw_dtype)
             self.source.read_into(self.offset, array)
@@ -181,6 +205,10 @@ class StoredArray:
         buffer = np.empty(self._span(), raw_dtype)
         self.source.read_into(self.offset, buffer)
         return self._view(buffer, raw_dtype).copy()
+
+    def _mappable(self, raw_dtype):
+        return (getattr(self.source, "mapped", False) and self.stored_dtype != BFLOAT16 and raw_dtype.isnative
+                and self.size * raw_dtype.itemsize >= MAPPED_ARRAY_BYTES)  # fmt: skip
 
     def _span(self):
         return 1 + sum((size - 1) * stride for size, stride in zip(self.shape, self.strides))

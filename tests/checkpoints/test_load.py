@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import keras_clip
 from keras_clip.checkpoints import load as load_module
@@ -23,6 +24,7 @@ from keras_clip.checkpoints.load import checkpoint_format, load_model
 from keras_clip.errors import CacheFolderError, CheckpointError
 from keras_clip.utils.atomic_files import temporary_name
 from tests.helpers import checkpoint_files
+from tests.helpers.memory import mapped_files, tensor_address
 from tests.helpers.model_inputs import random_images, random_tokens
 from tests.helpers.openai_reference import reference_outputs
 
@@ -346,3 +348,22 @@ def test_max_pixels_travels_with_the_loaded_model(tmp_path):
     assert preprocess.settings.max_pixels == model.preprocessing.max_pixels == 1000
     model, preprocess = keras_clip.load(path)
     assert preprocess.settings.max_pixels == model.preprocessing.max_pixels == 178_956_970
+
+
+def test_a_warm_load_uses_the_cache_files_pages_privately(tmp_path, resnet_state_dict):
+    path = checkpoint_files.write_torch_state_dict(str(tmp_path / "model.pt"), resnet_state_dict)
+    cold = load_model(path, cache_dir=str(tmp_path / "cache"))
+    (cached,) = (tmp_path / "cache" / "converted").glob("*.safetensors")
+    cached_sha256 = file_sha256(str(cached))
+    warm = load_model(path, cache_dir=str(tmp_path / "cache"))
+
+    embedding = warm.text.token_embedding.embeddings  # 49408 rows: large enough to be mapped
+    address = tensor_address(tf.convert_to_tensor(embedding))
+    assert str(cached) in mapped_files(address), "the variable's memory is not the cache file's map"
+    np.testing.assert_array_equal(embedding.numpy(), cold.text.token_embedding.embeddings.numpy())
+
+    embedding.assign(np.zeros(embedding.shape, np.float32))  # written in this process's private copy only
+    assert file_sha256(str(cached)) == cached_sha256
+    again = load_model(path, cache_dir=str(tmp_path / "cache"))
+    np.testing.assert_array_equal(again.text.token_embedding.embeddings.numpy(),
+                                  cold.text.token_embedding.embeddings.numpy())  # fmt: skip

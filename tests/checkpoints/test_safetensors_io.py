@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from keras_clip.checkpoints.safetensors_io import read_safetensors, write_safetensors
 from keras_clip.errors import CheckpointError
 from tests.helpers.fuzzing import fuzz_settings, mutated_bytes
-from tests.helpers.memory import PeakMemory
+from tests.helpers.memory import PeakMemory, mapped_files
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
@@ -67,6 +67,36 @@ def test_written_files_are_read_by_the_safetensors_package(tmp_path):
     _, metadata = read_safetensors(path)
     assert json.loads(metadata["config"]) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["ours.safetensors"]  # no temporary file left
+
+
+def test_aligned_files_start_every_tensor_at_the_alignment_and_stay_readable(tmp_path):
+    arrays = _arrays()
+    path = str(tmp_path / "aligned.safetensors")
+    write_safetensors(path, arrays, alignment=64)
+    with open(path, "rb") as file:
+        (header_length,) = struct.unpack("<Q", file.read(8))
+        header = json.loads(file.read(header_length))
+    assert (8 + header_length) % 64 == 0
+    assert all(entry["data_offsets"][0] % 64 == 0 for name, entry in header.items() if name in arrays)
+    loaded = safetensors_numpy.load_file(path)  # gaps are filled by tensors, as the format wants no holes
+    for mapped in (False, True):
+        ours, _ = read_safetensors(path, mapped=mapped)
+        assert sorted(ours) == sorted(arrays)  # the filling tensors are not handed out
+        for key, expected in arrays.items():
+            np.testing.assert_array_equal(loaded[key], expected, err_msg=key)
+            np.testing.assert_array_equal(np.asarray(ours[key]), expected, err_msg=key)
+
+
+def test_mapped_arrays_are_private_maps_of_their_own(tmp_path):
+    path = str(tmp_path / "large.safetensors")
+    large = np.arange(1 << 19, dtype=np.float32).reshape(512, 1024)  # 2 MB: over MAPPED_ARRAY_BYTES
+    write_safetensors(path, {"large": large}, alignment=64)
+    stored = read_safetensors(path, mapped=True)[0]["large"]
+    first, second = np.asarray(stored), np.asarray(stored)
+    assert path in mapped_files(first.ctypes.data)
+    first[0, 0] = -1.0
+    assert second[0, 0] == 0.0  # each read maps again: no memory shared between reads
+    np.testing.assert_array_equal(safetensors_numpy.load_file(path)["large"], large)  # nor written to the file
 
 
 def test_failed_write_leaves_nothing(tmp_path):

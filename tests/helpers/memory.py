@@ -123,3 +123,30 @@ class PeakMemory:
         self.peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         return False
+
+
+def mapped_files(address):
+    """The set of files mapped at `address` in this process (/proc/self/maps)."""
+    files = set()
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            start, end = (int(bound, 16) for bound in fields[0].split("-"))
+            if start <= address < end and len(fields) == 6:
+                files.add(fields[5].strip())
+    return files
+
+
+def tensor_address(tensor):
+    """Where a CPU tensor's memory starts (`Tensor.numpy()` would copy memory TensorFlow does not own)."""
+    import numpy as np
+    import tensorflow as tf
+
+    class DLPackView:
+        def __dlpack__(self, **kwargs):
+            return tf.experimental.dlpack.to_dlpack(tensor)
+
+        def __dlpack_device__(self):
+            return (1, 0)  # kDLCPU, device 0
+
+    return np.from_dlpack(DLPackView()).ctypes.data
