@@ -83,15 +83,18 @@ class FileSource:
     def mapped_array(self, offset, dtype, shape):
         """A writable array over the file's bytes at `offset`, in a private map of its own (writes stay in
         memory; each call maps again, so two calls never share memory)."""
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        count = int(np.prod(shape, dtype=np.int64))
+        self._check_range(offset, count * dtype.itemsize)
+        start = offset - offset % mmap.ALLOCATIONGRANULARITY
+        memory = mmap.mmap(self._file.fileno(), offset + count * dtype.itemsize - start, flags=mmap.MAP_PRIVATE,
+                           prot=mmap.PROT_READ | mmap.PROT_WRITE, offset=start)  # fmt: skip
+        return np.frombuffer(memory, dtype, count, offset - start).reshape(shape)
+
+    def _check_range(self, offset, nbytes):
         if offset < 0 or offset + nbytes > self.size:
             raise CheckpointError(
                 f"{self.path} is truncated: bytes {offset}..{offset + nbytes} are past its end ({self.size} bytes)"
             )
-        start = offset - offset % mmap.ALLOCATIONGRANULARITY
-        memory = mmap.mmap(self._file.fileno(), offset + nbytes - start, flags=mmap.MAP_PRIVATE,
-                           prot=mmap.PROT_READ | mmap.PROT_WRITE, offset=start)  # fmt: skip
-        return np.frombuffer(memory, dtype, int(np.prod(shape, dtype=np.int64)), offset - start).reshape(shape)
 
     def read_into(self, offset, buffer, crc32=False):
         """Fill `buffer` (a writable numpy array) with the bytes at `offset`.
@@ -99,10 +102,7 @@ class FileSource:
         With `crc32`, returns the CRC-32 of those bytes, computed chunk by chunk as they arrive.
         """
         view = memoryview(buffer).cast("B")
-        if offset < 0 or offset + len(view) > self.size:
-            raise CheckpointError(
-                f"{self.path} is truncated: bytes {offset}..{offset + len(view)} are past its end ({self.size} bytes)"
-            )
+        self._check_range(offset, len(view))
         chunk = CHECKSUM_CHUNK_BYTES if crc32 else max(len(view), 1)
         checksum = 0
         with self._lock:
@@ -207,7 +207,7 @@ class StoredArray:
         return self._view(buffer, raw_dtype).copy()
 
     def _mappable(self, raw_dtype):
-        return (getattr(self.source, "mapped", False) and self.stored_dtype != BFLOAT16 and raw_dtype.isnative
+        return (self.source.mapped and self.stored_dtype != BFLOAT16 and raw_dtype.isnative
                 and self.size * raw_dtype.itemsize >= MAPPED_ARRAY_BYTES)  # fmt: skip
 
     def _span(self):
