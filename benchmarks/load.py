@@ -49,11 +49,12 @@ MEASURE = textwrap.dedent(
 )
 
 KERAS_CLIP = dict(
-    imports="import tensorflow as tf\nfrom keras_clip.checkpoints.load import load_model",
+    imports="import numpy as np\nimport tensorflow as tf\nfrom keras_clip.checkpoints.load import load_model",
     # A warm load maps the cache file (its pages are read when first used): every weight is summed, as for
     # transformers below, so that both end with all weights in memory.
     load="model = load_model({path!r}, cache_dir={cache!r}, verbose=False, dtype={dtype!r})\n"
-    "parameters = sum(int(w.numpy().size) for w in model.weights)\n"
+    # (Counted from the shapes: `Variable.numpy()` copies memory TensorFlow does not own, as a mapped cache's.)
+    "parameters = sum(int(np.prod(w.shape)) for w in model.weights)\n"
     "touched = sum(float(tf.reduce_sum(w.value)) for w in model.weights)",
 )
 PYTORCH = dict(
