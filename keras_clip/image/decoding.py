@@ -28,6 +28,7 @@ from keras_clip.image.headers import (
 )
 from keras_clip.image.settings import DEFAULT_MAX_PIXELS, check_max_pixels
 from keras_clip.utils.graph_attempts import attempt
+from keras_clip.utils.graph_selection import first_true
 
 
 def decode_image(data, index=None, path=None, max_pixels=DEFAULT_MAX_PIXELS):
@@ -101,16 +102,16 @@ def _refusal(header, max_pixels):
         pixels = tf.cast(width, tf.float64) * tf.cast(height, tf.float64)
         too_large = tf.logical_and(tf.logical_not(empty), pixels > float(max_pixels))
         too_large = tf.logical_and(tf.equal(header.problem, ""), too_large)
-    reason = tf.case(
+    reason = first_true(
         [
-            (tf.not_equal(header.problem, ""), lambda: header.problem),
-            (empty, lambda: message("its header gives it no pixels (", width, " x ", height, ")")),
-            (too_large, lambda: message(
+            (tf.not_equal(header.problem, ""), header.problem),
+            (empty, message("its header gives it no pixels (", width, " x ", height, ")")),
+            (too_large, message(
                 "its ", width, " x ", height, " pixels exceed max_pixels (", str(max_pixels),
                 "), a guard against decompression bombs; pass a larger max_pixels to decode it",
             )),
         ],
-        default=lambda: tf.constant(""),
+        default="",
     )  # fmt: skip
     return reason, too_large
 

@@ -16,6 +16,8 @@ import collections
 
 import tensorflow as tf
 
+from keras_clip.utils.graph_selection import first_true
+
 GifFrame = collections.namedtuple("GifFrame", ["width", "height", "end", "problem"])
 GifFrame.__doc__ = """The first frame of a GIF (scalar tensors): `width`, `height` (int64), `end` (int64, the
 offset just after its data) and `problem` (string, "" when the frame was found whole)."""
@@ -103,15 +105,15 @@ def first_gif_frame(data):
         kind = _padded(raw, position, 1)[0]
         descriptor = _padded(raw, position, 10)
         is_image = tf.equal(kind, 0x2C)
-        header_status = tf.case(
+        header_status = first_true(
             [
-                (position >= length, lambda: _TRUNCATED),
-                (tf.logical_and(is_image, position + 10 > length), lambda: _TRUNCATED),
-                (is_image, lambda: _RUNNING),
-                (tf.not_equal(kind, 0x21), lambda: tf.where(tf.equal(kind, 0x3B), _NO_IMAGE, _BAD_BLOCK)),
-                (blocks >= MAX_EXTENSION_BLOCKS, lambda: _TOO_MANY_BLOCKS),
+                (position >= length, _TRUNCATED),
+                (tf.logical_and(is_image, position + 10 > length), _TRUNCATED),
+                (is_image, _RUNNING),
+                (tf.not_equal(kind, 0x21), tf.where(tf.equal(kind, 0x3B), _NO_IMAGE, _BAD_BLOCK)),
+                (blocks >= MAX_EXTENSION_BLOCKS, _TOO_MANY_BLOCKS),
             ],
-            default=lambda: _RUNNING,
+            default=_RUNNING,
         )
         # An image's data follows its descriptor, local colour table and LZW code size byte; an extension's, its label.
         chain = tf.where(is_image, position + 11 + _colour_table_bytes(descriptor[9]), position + 2)
@@ -120,11 +122,10 @@ def first_gif_frame(data):
             lambda: _follow_chain(raw, length, chain, budget),
             lambda: (chain, budget),
         )
-        status = tf.case(
-            [(tf.not_equal(header_status, _RUNNING), lambda: header_status), (end >= length, lambda: _TRUNCATED),
-             (is_image, lambda: _FOUND)],
-            default=lambda: _RUNNING,
-        )  # fmt: skip
+        status = first_true(
+            [(tf.not_equal(header_status, _RUNNING), header_status), (end >= length, _TRUNCATED), (is_image, _FOUND)],
+            default=_RUNNING,
+        )
         width = tf.where(is_image, descriptor[5] + 256 * descriptor[6], zero)
         height = tf.where(is_image, descriptor[7] + 256 * descriptor[8], zero)
         return end + 1, width, height, status, blocks + 1, budget

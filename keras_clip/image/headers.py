@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from keras_clip.image.gif_blocks import first_gif_frame
 from keras_clip.utils.graph_attempts import attempt
+from keras_clip.utils.graph_selection import first_true
 
 FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WebP")
 JPEG, PNG, GIF, BMP, WEBP = range(len(FORMATS))
@@ -136,15 +137,14 @@ def _webp(data, head):
     lossless = tf.logical_and(_equals(head, 12, b"VP8L"), tf.equal(head[20], 0x2F))
     extended = _equals(head, 12, b"VP8X")
     bits = unsigned(head, 21, 4)
-    width = tf.case(
-        [(lossy, lambda: unsigned(head, 26, 2) % 2**14), (lossless, lambda: bits % 2**14 + 1),
-         (extended, lambda: unsigned(head, 24, 3) + 1)],
-        default=lambda: tf.constant(0, tf.int64),
-    )  # fmt: skip
-    height = tf.case(
-        [(lossy, lambda: unsigned(head, 28, 2) % 2**14), (lossless, lambda: bits // 2**14 % 2**14 + 1),
-         (extended, lambda: unsigned(head, 27, 3) + 1)],
-        default=lambda: tf.constant(0, tf.int64),
+    width = first_true(
+        [(lossy, unsigned(head, 26, 2) % 2**14), (lossless, bits % 2**14 + 1), (extended, unsigned(head, 24, 3) + 1)],
+        default=tf.constant(0, tf.int64),
+    )
+    height = first_true(
+        [(lossy, unsigned(head, 28, 2) % 2**14), (lossless, bits // 2**14 % 2**14 + 1),
+         (extended, unsigned(head, 27, 3) + 1)],
+        default=tf.constant(0, tf.int64),
     )  # fmt: skip
     animated = tf.logical_and(extended, tf.not_equal(tf.bitwise.bitwise_and(head[20], 2), 0))
     complete = tf.strings.length(data) >= 30

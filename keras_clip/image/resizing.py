@@ -24,8 +24,9 @@ _PRECISION_BITS = 22
 # of 256 below 2^31 (exact in float32 and in int32).
 _TAP_SPLIT = 256
 _OUTPUTS_PER_BLOCK = 8
-# Above this many float32 input values under all blocks' windows (16 MB), blocks are resampled one at a time.
-_MAX_WINDOW_VALUES = 1 << 22
+# Blocks are resampled in groups whose input windows hold at most this many float32 values (4 MB: faster
+# than larger groups, measured on a 3000 x 4000 photograph).
+_MAX_WINDOW_VALUES = 1 << 20
 _BICUBIC_A = -0.5
 RESIZE_MODES = ("shortest", "squash", "longest")
 
@@ -157,49 +158,48 @@ class _BandedResampling:
         return tf.reshape(pixels, [-1, tf.shape(rows)[1]])
 
     def __call__(self, rows):
-        """Resamples rows [input_size, M] along axis 0 -> [count, M] float32 (whole numbers for exact_8_bit)."""
+        """Resamples rows [input_size, M] along axis 0 -> [count, M] float32 (whole numbers for exact_8_bit).
 
-        def one_block_at_a_time():
-            outputs = tf.TensorArray(tf.float32, size=self.blocks, element_shape=[_OUTPUTS_PER_BLOCK, None])
-            _, outputs = tf.while_loop(
-                lambda index, _: index < self.blocks,
-                lambda index, outputs: (index + 1, outputs.write(index, self._resample_blocks(rows, [index]))),
-                (0, outputs),
-            )
-            return outputs.concat()
+        Blocks are resampled in groups whose input windows take at most `_MAX_WINDOW_VALUES` values: one
+        group for small images, many for large photographs. One loop serves both: the graph has no branch
+        here (each branch is a function that tf.data instantiates again for every iterator).
+        """
+        window_values = tf.cast(self.window, tf.int64) * tf.cast(tf.shape(rows)[1], tf.int64)
+        group = tf.clip_by_value(_MAX_WINDOW_VALUES // window_values, 1, tf.cast(self.blocks, tf.int64))
+        group = tf.cast(group, tf.int32)
+        groups = (self.blocks + group - 1) // group
+        outputs = tf.TensorArray(tf.float32, size=groups, element_shape=[None, None], infer_shape=False)
 
-        # All blocks in one product, unless their input windows would take much memory (large photographs).
-        window_values = tf.cast(self.blocks * self.window, tf.int64) * tf.cast(tf.shape(rows)[1], tf.int64)
-        resampled = tf.cond(
-            window_values <= _MAX_WINDOW_VALUES,
-            lambda: self._resample_blocks(rows, tf.range(self.blocks)),
-            one_block_at_a_time,
-        )
-        return resampled[: self.count]
+        def resample_group(index, outputs):
+            blocks = tf.range(index * group, tf.minimum((index + 1) * group, self.blocks))
+            return index + 1, outputs.write(index, self._resample_blocks(rows, blocks))
+
+        _, outputs = tf.while_loop(lambda index, _: index < groups, resample_group, (0, outputs))
+        return outputs.concat()[: self.count]
 
 
 def _resample_axis(images, axis, output_size, first, count, exact_8_bit, interpolation):
-    """Resamples `axis` (1: vertical, 2: horizontal) of [N, H, W, C] images to output pixels first..first + count - 1.
+    """Resamples `axis` (1: vertical, 2: horizontal; a tensor) of [N, H, W, C] images to output pixels
+    first..first + count - 1.
 
     Returns float32 (whole numbers for exact_8_bit).
     """
     # [H, N, W, C] or [W, C, N, H]: both are transposes of two blocks of dimensions (2-D transposes, which
     # TensorFlow does much faster than a general one), and the first is free for one image.
-    to_front = [1, 0, 2, 3] if axis == 1 else [2, 3, 0, 1]
-    from_front = [to_front.index(position) for position in range(4)]
+    # Each permutation is its own inverse.
+    to_front = tf.where(tf.equal(axis, 1), [1, 0, 2, 3], [2, 3, 0, 1])
     moved = tf.transpose(images, to_front)
-    input_size = tf.shape(images)[axis]
+    input_size = tf.shape(moved)[0]
 
     def resample():
         rows = tf.reshape(moved, [input_size, -1])
         resampled = _BandedResampling(input_size, output_size, first, count, exact_8_bit, interpolation)(rows)
         return tf.reshape(resampled, tf.concat([[count], tf.shape(moved)[1:]], 0))
 
-    # PIL skips a pass when its size is kept.
-    resampled = tf.cond(
-        tf.equal(input_size, output_size), lambda: tf.cast(moved[first : first + count], tf.float32), resample
-    )
-    return tf.transpose(resampled, from_front)
+    # PIL skips a pass when its size is kept (pre-resized photographs: 3x faster than resampling).
+    kept = tf.equal(input_size, output_size)
+    resampled = tf.cond(kept, lambda: tf.cast(moved[first : first + count], tf.float32), resample)
+    return tf.transpose(resampled, to_front)
 
 
 def _static(size):
@@ -232,17 +232,17 @@ def resize_window(images, height, width, top, left, window_height, window_width,
         images = tf.cast(images, tf.float32)
     shape = tf.shape(images)
 
-    def horizontal(images):
-        return _resample_axis(images, 2, width, left, window_width, exact_8_bit, interpolation)
-
-    def vertical(images):
-        return _resample_axis(images, 1, height, top, window_height, exact_8_bit, interpolation)
-
     # Pillow 13 resamples vertically first when the height shrinks by more than twice as many pixels as
     # the width (earlier versions always go horizontally first); the order changes the rounding in between.
+    # The order is data, not a branch: the first pass's axis, size and window are chosen by `tf.where`.
     height_reduction = shape[1] - height
     vertical_first = (height_reduction > 0) & (height_reduction > (shape[2] - width) * 2)
-    resized = tf.cond(vertical_first, lambda: horizontal(vertical(images)), lambda: vertical(horizontal(images)))
+    vertical = (1, height, top, window_height)  # (axis, output size, first output pixel, output pixels)
+    horizontal = (2, width, left, window_width)
+    first_pass = [tf.where(vertical_first, v, h) for v, h in zip(vertical, horizontal)]
+    second_pass = [tf.where(vertical_first, h, v) for v, h in zip(vertical, horizontal)]
+    resized = _resample_axis(images, *first_pass, exact_8_bit, interpolation)
+    resized = _resample_axis(resized, *second_pass, exact_8_bit, interpolation)
     if exact_8_bit:
         resized = tf.cast(resized, tf.uint8)
     return tf.ensure_shape(resized, [images.shape[0], _static(window_height), _static(window_width), images.shape[3]])

@@ -101,11 +101,20 @@ def test_float_resize_is_the_same_filter_without_rounding():
     assert difference.max() < 1.5 and difference.mean() < 0.4
 
 
-def test_large_windows_are_resampled_one_block_at_a_time(monkeypatch):
+# 0: one block at a time; 50,000 values: groups of 3 blocks (42 blocks per pass, windows of ~16 x 900 values).
+@pytest.mark.parametrize("max_window_values", [0, 50_000])
+def test_large_windows_are_resampled_in_groups_of_blocks(monkeypatch, max_window_values):
     pixels = photo_of_size(300, 451)
     expected = pil_resize(pixels, 224, 336)
-    monkeypatch.setattr(image_resizing, "_MAX_WINDOW_VALUES", 0)
+    monkeypatch.setattr(image_resizing, "_MAX_WINDOW_VALUES", max_window_values)
     np.testing.assert_array_equal(resize_image(pixels, 224, 336).numpy(), expected)
+
+
+def test_a_kept_side_is_returned_unchanged_in_float():
+    """PIL skips the pass of a side whose size is kept: float pixels come back as they were."""
+    pixels = photo_of_size(300, 451).astype(np.float32) * 0.99 + 0.25  # in [0, 255], not whole numbers
+    np.testing.assert_array_equal(resize_image(pixels, 300, 451).numpy(), pixels)
+    np.testing.assert_array_equal(resize_window(pixels, 300, 451, 3, 5, 100, 200).numpy(), pixels[3:103, 5:205])
 
 
 def test_batches_resize_each_image_alone():
