@@ -8,13 +8,14 @@ exec(Path("keras_clip/version.py").read_text(), version)
 setup(
     name="keras-clip",
     version=version["__version__"],
-    description="OpenAI's CLIP for Keras 3 / TensorFlow: exact weights, in-graph tokenizer, zero-shot, training, serving",
+    description="CLIP, open_clip and SigLIP for Keras 3 / TensorFlow: exact weights, in-graph tokenizers, "
+    "zero-shot, training, serving, search",
     long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["keras_clip", "keras_clip.*"]),
-    package_data={"keras_clip.text": ["assets/*"]},
+    package_data={"keras_clip.text": ["assets/*"], "keras_clip.serving": ["assets/*"]},
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "tensorflow-text>=2.21,<2.22",
@@ -52,7 +53,25 @@ setup(
             # Real photographs bundled with these packages are the preprocessing tests' inputs.
             "scikit-learn",
             "scikit-image",
+            "faiss-cpu==1.15.1",  # the approximate search index (the "index" extra)
+            "ray[data]==2.60.0",  # the distributed embedding engine (the "distributed" extra)
+            "pyarrow",
+            "fastapi==0.163.2",  # the search page (the "serve" extra)
+            "uvicorn==0.54.0",
+            "python-multipart==0.0.34",
+            "httpx",  # FastAPI's TestClient
+            # Drives Debian's chromium in the search page's browser test (4.52 needs a certifi the registry lacks).
+            "selenium==4.51.0",
         ],
+        # Approximate search indexes (keras_clip.serving.index) for collections beyond 100,000 images: faiss'
+        # HNSW graphs, a well-kept library for exactly this (faiss-gpu works too).
+        "index": ["faiss-cpu>=1.9"],
+        # Collections embedded in shards (clip-retrieval's parquet metadata) and Ray Data workers for them
+        # (`keras-clip embed ... --engine ray`): Ray runs the same code on a laptop and on a cluster.
+        "distributed": ["ray[data]>=2.40", "pyarrow"],
+        # `keras-clip serve`: the search page and its JSON API (FastAPI, served by uvicorn; uploads need
+        # python-multipart).
+        "serve": ["fastapi", "uvicorn", "python-multipart"],
         # Confusion-matrix and similarity plots.
         "plot": ["matplotlib"],
         # `make demo` (examples/train_from_scratch.py): scikit-learn's digits and a similarity plot.

@@ -7,8 +7,14 @@ scikit-learn / scikit-image, quality 90) to a temporary folder, then measures
   ahead; each batch is decoded, preprocessed (OpenAI's pipeline) and embedded in one graph;
 in interleaved rounds, and prints images/s and the ratio disk / memory (target: ≥ 0.9: I/O is
 hidden and decoding costs little next to the model).
+With `--engine ray`, also `keras-clip embed FOLDER --out DIR --engine ray` through its function
+(`embed_collection`, one Ray worker, shards of `--shard-size`), after `embed_images` on the same files in the
+same run: once with Ray's start included (a cold run, what one command pays) and once on a running Ray
+instance (what each further collection pays: the worker's start and model load, the shards' files).
+Target: ≥ 0.85 of `embed_images`' throughput.
 
 Usage: python benchmarks/embedding.py [--model ViT-B/32] [--images 2000] [--batch 32] [--rounds 2]
+                                      [--engine ray] [--shard-size 500]
 """
 
 import argparse
@@ -48,6 +54,8 @@ def main():
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--engine", choices=("local", "ray"), default="local")
+    parser.add_argument("--shard-size", type=int, default=500)
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -79,12 +87,39 @@ def main():
         print(f"Model: {args.model} (random weights), {args.images} JPEGs 640x480 ({megabytes:.0f} MB), "
               f"batch {args.batch}, {args.rounds} interleaved rounds, medians\n")
         seconds = interleaved_medians({"in memory": in_memory, "from disk": from_disk}, args.rounds, warmup=0)
+        if args.engine == "ray":
+            seconds.update(ray_engine_seconds(model, folder, args))
     memory_rate, disk_rate = args.images / seconds["in memory"], args.images / seconds["from disk"]
-    print_table(
-        ["", "images/s", "vs in memory"],
-        [["model.encode_image, preprocessed arrays", f"{memory_rate:.1f}", "1.00"],
-         ["embed_images(folder), JPEG files", f"{disk_rate:.1f}", f"{disk_rate / memory_rate:.2f}"]],
-    )
+    rows = [["model.encode_image, preprocessed arrays", f"{memory_rate:.1f}", "1.00", ""],
+            ["embed_images(folder), JPEG files", f"{disk_rate:.1f}", f"{disk_rate / memory_rate:.2f}", "1.00"]]
+    for name in ("ray, Ray's start included", "ray, Ray running"):
+        if name in seconds:
+            rate = args.images / seconds[name]
+            rows.append([f"embed_collection(engine={name})", f"{rate:.1f}", f"{rate / memory_rate:.2f}",
+                         f"{rate / disk_rate:.2f}"])  # fmt: skip
+    print_table(["", "images/s", "vs in memory", "vs embed_images"], rows)
+
+
+def ray_engine_seconds(model, folder, args):
+    """Seconds of two Ray runs over the folder (each into a new output folder): Ray started, then running."""
+    import time
+
+    import ray
+
+    from keras_clip.serving.shards import embed_collection
+
+    with tempfile.TemporaryDirectory() as work:
+        model_path = os.path.join(work, "model.keras")
+        model.save(model_path)
+        times = {}
+        for name in ("ray, Ray's start included", "ray, Ray running"):
+            start = time.perf_counter()
+            embed_collection(model_path, folder, os.path.join(work, name.split(",")[1].strip().replace(" ", "_")),
+                             engine="ray", shard_size=args.shard_size, batch_size=args.batch, workers=1,
+                             verbose=False)  # fmt: skip
+            times[name] = time.perf_counter() - start
+        ray.shutdown()
+    return times
 
 
 if __name__ == "__main__":

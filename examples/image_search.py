@@ -11,7 +11,7 @@ import argparse
 import os
 
 import keras_clip
-from keras_clip.serving.search import read_index, write_index
+from keras_clip.serving.search import read_embeddings, write_metadata
 
 
 def main(argv=None):
@@ -25,12 +25,12 @@ def main(argv=None):
     model, _ = keras_clip.load(args.model)
     embeddings_file = os.path.normpath(args.folder) + ".npy"
     if os.path.exists(embeddings_file):
-        embeddings, paths, _ = read_index(embeddings_file)
+        embeddings, paths, _ = read_embeddings(embeddings_file)
     else:
         embeddings, paths = keras_clip.embed_images(
             model, args.folder, output=embeddings_file, skip_errors=True, return_paths=True
         )
-        write_index(embeddings_file, paths, args.model)
+        write_metadata(embeddings_file, paths, args.model)
 
     queries = keras_clip.embed_texts(model, args.queries, verbose=False)
     rows, scores = keras_clip.search(embeddings, queries, top_k=args.top_k)

@@ -17,7 +17,7 @@ from keras_clip.cli.native_stderr import native_stderr_hidden
 
 # Subcommand name -> module in keras_clip.cli defining `add_arguments(parser)` and `run(args)`
 # (and a module docstring whose first line is the subcommand's help).
-SUBCOMMANDS = ("models", "classify", "evaluate", "embed", "search", "export", "convert")
+SUBCOMMANDS = ("models", "classify", "evaluate", "embed", "index", "search", "serve", "export", "convert")
 MAX_MESSAGE_CHARACTERS = 500
 
 

@@ -1,8 +1,8 @@
-"""Find the images most similar to a text query in an embeddings file written by `keras-clip embed`.
+"""Find the images most similar to a text query in an embeddings file or an index (`keras-clip index`).
 
 Examples:
   keras-clip search photos.npy "a dog on a beach"
-  keras-clip search photos.npy "a red car" "a birthday cake" --top-k 10
+  keras-clip search photos.index "a red car" "a birthday cake" --top-k 10
 """
 
 from keras_clip.cli import arguments
@@ -10,25 +10,35 @@ from keras_clip.cli.loading import load_clip
 
 
 def add_arguments(parser):
-    parser.add_argument("embeddings", help=".npy file written by `keras-clip embed` (with its .json beside it)")
+    parser.add_argument("embeddings", help=".npy file written by `keras-clip embed` (with its .json beside it), "
+                        "or an index folder written by `keras-clip index`")  # fmt: skip
     parser.add_argument("query", nargs="+", help="one or more text queries")
     arguments.add_top_k(parser, "images listed per query")
     arguments.add_model(parser, default=None, help_extra="the model that made the embeddings")
 
 
 def run(args):
-    from keras_clip.serving.embedding import embed_texts
-    from keras_clip.serving.search import read_index, search
+    import os
 
-    embeddings, paths, model_source = read_index(args.embeddings)
-    args.model = args.model or model_source
+    from keras_clip.serving.embedding import embed_texts
+    from keras_clip.serving.index import build_index, load_index
+    from keras_clip.serving.search import read_embeddings
+
+    if os.path.isdir(args.embeddings):
+        index = load_index(args.embeddings)
+    else:
+        index = build_index(*read_embeddings(args.embeddings), kind="exact")
+    args.model = args.model or index.model
+    if args.model is None:
+        raise arguments.UsageError(f"{args.embeddings} does not say which model made it: pass --model")
     model = load_clip(args)
     queries = embed_texts(model, args.query, verbose=False)
-    if queries.shape[1] != embeddings.shape[1]:
+    if queries.shape[1] != index.dimension:
         raise ValueError(
-            f"{args.model} embeds in {queries.shape[1]} dimensions but {args.embeddings} holds {embeddings.shape[1]}"
+            f"{args.model} embeds in {queries.shape[1]} dimensions but {args.embeddings} holds {index.dimension}"
         )
-    rows, scores = search(embeddings, queries, top_k=args.top_k)
+    rows, scores = index.search(queries, top_k=args.top_k)
+    paths = index.paths
     lines = []  # all of it before printing any of it: an error never leaves half the results
     for query, query_rows, query_scores in zip(args.query, rows, scores):
         lines.append(f"{_printable(query)!r}:")

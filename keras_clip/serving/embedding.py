@@ -126,8 +126,8 @@ def embed_images(model, images, batch_size=32, normalize=True, output=None, skip
     Args:
         model: a `keras_clip.CLIP`.
         images: a folder (searched recursively for image files, see `keras_clip.image.files`), a list
-            of image paths, or a `tf.data.Dataset` of encoded image bytes (scalar tf.string) or pixel
-            arrays [H, W, C].
+            of image paths, or a `tf.data.Dataset` of encoded image bytes (scalar tf.string), of
+            (name, encoded bytes) pairs (names are used as paths), or of pixel arrays [H, W, C].
         batch_size: images per model call.
         normalize: L2-normalise the embeddings (what cosine search wants).
         output: optional `.npy` path to write the embeddings to (written to a temporary name,
@@ -135,8 +135,8 @@ def embed_images(model, images, batch_size=32, normalize=True, output=None, skip
         skip_errors: skip unreadable or undecodable files instead of raising (see `return_paths`
             for which were kept).
         verbose: show a progress bar.
-        return_paths: also return the list of the embedded files' paths, row by row (None for a
-            dataset input).
+        return_paths: also return the list of the embedded files' paths (or names), row by row (None for
+            a dataset input without names).
         max_pixels: encoded images of more pixels (width x height, read from their header) are refused
             before they are decoded (skipped with `skip_errors`); None: no limit. "model": the model's
             `preprocessing.max_pixels` (PIL's 178,956,970 unless `keras_clip.load(max_pixels=)` set it).
@@ -165,6 +165,9 @@ def embed_images(model, images, batch_size=32, normalize=True, output=None, skip
         if paths is not None:
             files = _read_files(paths, skip_errors)
             features, kept_paths = _embed_encoded_dataset(model, preprocessing, files, batch_size, skip_errors, bar)
+        elif isinstance(images.element_spec, tuple):  # (name, encoded bytes) pairs
+            named = images.enumerate().map(lambda index, element: (index, *element))
+            features, kept_paths = _embed_encoded_dataset(model, preprocessing, named, batch_size, skip_errors, bar)
         elif images.element_spec.dtype == tf.string:
             unnamed = images.enumerate().map(lambda index, encoded: (index, tf.constant(""), encoded))
             features, _ = _embed_encoded_dataset(model, preprocessing, unnamed, batch_size, skip_errors, bar)

@@ -1,4 +1,5 @@
-"""Cosine search over embeddings, and the side-car file that says what each row of an embeddings file is."""
+"""Exact cosine search over embeddings, and the side-car JSON (metadata) that says what each row of an
+embeddings file is and which model made it."""
 
 import json
 import os
@@ -33,23 +34,45 @@ def search(embeddings, query_embeddings, top_k=5):
         raise ValueError(
             f"embeddings [N, D] and queries [Q, D] must share D; got shapes {embeddings.shape} and {queries.shape}"
         )
-    scores = np.asarray(l2_normalize(queries)) @ np.asarray(l2_normalize(embeddings)).T
-    top_k = min(int(top_k), scores.shape[1])
-    indices = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
-    return indices, np.take_along_axis(scores, indices, axis=1)
+    return top_inner_products(np.asarray(l2_normalize(embeddings)), np.asarray(l2_normalize(queries)), int(top_k))
 
 
-def index_path(embeddings_path):
+def top_inner_products(vectors, queries, top_k, block_rows=65536):
+    """`(indices, scores)` of each query's `top_k` largest inner products with `vectors`, largest first.
+
+    Exact, over blocks of `block_rows` vectors (memory: queries x block_rows scores); ties go to the
+    lower index.
+
+    Args:
+        vectors: float32 [N, D]; queries: float32 [Q, D]; top_k: positive int (at most N are returned).
+    """
+    top_k = min(top_k, len(vectors))
+    best_indices = np.zeros((len(queries), 0), np.int64)
+    best_scores = np.zeros((len(queries), 0), np.float32)
+    for start in range(0, len(vectors), block_rows):
+        scores = queries @ vectors[start : start + block_rows].T
+        if scores.shape[1] > top_k:
+            candidates = np.argpartition(-scores, top_k - 1, axis=1)[:, :top_k]
+        else:
+            candidates = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+        indices = np.concatenate([best_indices, candidates + start], axis=1)
+        scores = np.concatenate([best_scores, np.take_along_axis(scores, candidates, axis=1)], axis=1)
+        order = np.lexsort((indices, -scores), axis=1)[:, :top_k]  # by score, then by index
+        best_indices, best_scores = np.take_along_axis(indices, order, 1), np.take_along_axis(scores, order, 1)
+    return best_indices, best_scores
+
+
+def metadata_path(embeddings_path):
     """`photos.npy` -> `photos.json`: where the paths and model of an embeddings file are kept."""
     return os.path.splitext(os.fspath(embeddings_path))[0] + ".json"
 
 
-def write_index(embeddings_path, paths, model_source):
+def write_metadata(embeddings_path, paths, model_source):
     """Writes the side-car JSON of an embeddings file: which model made it and each row's file."""
-    save_json(index_path(embeddings_path), {"model": model_source, "paths": list(paths)})
+    save_json(metadata_path(embeddings_path), {"model": model_source, "paths": list(paths)})
 
 
-def read_index(embeddings_path):
+def read_embeddings(embeddings_path):
     """`(embeddings, paths, model source)` of an embeddings file and its side-car JSON, checked.
 
     Everything is checked before anything is used: the `.npy` header against the file's size (its data
@@ -61,17 +84,19 @@ def read_index(embeddings_path):
         ValueError: either file is corrupt, or they disagree (rows vs paths).
     """
     embeddings_path = os.fspath(embeddings_path)
-    sidecar = index_path(embeddings_path)
+    sidecar = metadata_path(embeddings_path)
     for path in (embeddings_path, sidecar):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path} does not exist (write both files with `keras-clip embed`)")
-    embeddings = _read_embeddings(embeddings_path)
+    embeddings = read_embedding_rows(embeddings_path)
     try:
         with open(sidecar, encoding="utf-8") as file:
-            index = json.load(file)
-        paths, model_source = index["paths"], index["model"]
+            metadata = json.load(file)
+        paths, model_source = metadata["paths"], metadata["model"]
     except (ValueError, KeyError, TypeError, RecursionError) as error:
-        raise ValueError(f"{sidecar} is not an embeddings index (JSON with 'model' and 'paths'): {error}") from None
+        raise ValueError(
+            f"{sidecar} is not the metadata of an embeddings file (JSON with 'model' and 'paths'): {error}"
+        ) from None
     if not isinstance(model_source, str) or not model_source:
         raise ValueError(f"{sidecar}: 'model' must name the model that made the embeddings, got {model_source!r:.80}")
     if not isinstance(paths, list) or not all(isinstance(path, str) for path in paths):
@@ -81,7 +106,8 @@ def read_index(embeddings_path):
     return embeddings, paths, model_source
 
 
-def _read_embeddings(path):
+def read_embedding_rows(path):
+    """The float32 [N, D] rows of an `.npy` file, checked (see `read_embeddings`); errors name the file."""
     try:
         # Mapped: a header claiming more data than the file holds is refused instead of allocated.
         mapped = np.load(path, mmap_mode="r", allow_pickle=False)

@@ -113,25 +113,32 @@ def atomic_write(path, mode="wb", encoding=None):
 
 
 @contextlib.contextmanager
-def atomic_directory(path):
+def atomic_directory(path, replace=False):
     """Yields a new temporary folder beside `path`; renamed to `path` if the block succeeds, else removed.
 
-    `path` must not exist or be an empty folder (it is replaced).
+    Args:
+        path: the final folder. It must not exist or be an empty folder, unless `replace`.
+        replace: an existing folder at `path` is replaced, once the new one is whole (moved aside under a
+            temporary name, the new one renamed into place, then the old one removed).
 
     Raises:
-        FileExistsError: `path` exists and is not an empty folder.
+        FileExistsError: `path` exists and is not an empty directory (and not `replace`).
     """
     path = os.path.abspath(os.fspath(path))
-    if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise FileExistsError(f"{path} already exists and is not a directory")
+    if os.path.isdir(path) and os.listdir(path) and not replace:
         raise FileExistsError(f"{path} already exists and is not an empty directory; choose a new one")
     remove_stale_temporaries(os.path.dirname(path))
     temporary = temporary_name(path)
     os.makedirs(temporary)
     try:
         yield temporary
+        old = temporary_name(path)
         if os.path.isdir(path):
-            os.rmdir(path)  # empty (checked above)
+            os.replace(path, old)
         os.replace(temporary, path)
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
 

@@ -1,4 +1,4 @@
-"""`keras-clip embed` then `keras-clip search` on real photographs with a local model file."""
+"""`keras-clip embed`, `index` and `search` on real photographs with a local model file."""
 
 import json
 
@@ -6,7 +6,9 @@ import numpy as np
 
 from keras_clip.cli import main
 from keras_clip.serving.embedding import embed_texts
+from keras_clip.serving.index import load_index
 from keras_clip.serving.search import search
+from tests.helpers.cli import embeddings_file, failure, run
 from tests.helpers.images import write_photos
 from tests.helpers.tiny_models import tiny_clip
 
@@ -49,3 +51,53 @@ def test_embed_refuses_images_over_max_pixels(tmp_path, capsys):
     assert main(arguments + ["--skip-errors"]) == 1  # every image refused: nothing to write
     assert "none of the 2 image files" in capsys.readouterr().err
     assert not (tmp_path / "photos.npy").exists()
+
+
+def test_index_then_search_prints_what_the_embeddings_file_gives(checkpoint, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    out, index = tmp_path / "photos.npy", tmp_path / "photos.index"
+    paths = embeddings_file(out, rng.normal(size=(6, 32)).astype(np.float32), checkpoint[0])
+    status, printed, _ = run(capsys, "index", out, "--out", index)
+    assert status == 0 and printed.strip() == f"Wrote an exact index of 6 rows to {index}"
+    queries = ["a dog on a beach", "a red car"]
+    from_index, from_file = (run(capsys, "search", source, *queries, "--top-k", "4")[1] for source in (index, out))
+    assert from_index == from_file and from_index.count("\n") == 10
+    assert load_index(index).paths == paths and load_index(index).model == checkpoint[0]
+
+    more = embeddings_file(tmp_path / "more.npy", rng.normal(size=(2, 32)).astype(np.float32), checkpoint[0])
+    status, printed, _ = run(capsys, "index", tmp_path / "more.npy", "--out", index, "--add")
+    assert status == 0 and printed.strip() == f"Added 2 rows to {index}: 8 rows, exact"
+    assert load_index(index).paths == paths + more
+
+
+def test_a_large_collection_gets_an_approximate_index(checkpoint, tmp_path, capsys):
+    embeddings_file(tmp_path / "many.npy", np.random.default_rng(0).normal(size=(3000, 32)).astype(np.float32),
+                    checkpoint[0])  # fmt: skip
+    status, printed, _ = run(capsys, "index", tmp_path / "many.npy", "--out", tmp_path / "many.index",
+                             "--exact-below", "1000", "--recall", "0.9")  # fmt: skip
+    index = load_index(tmp_path / "many.index")
+    assert status == 0 and index.kind == "approximate" and index.recall["measured"] >= 0.9
+    assert printed.strip() == (f"Wrote an approximate index of 3000 rows to {tmp_path / 'many.index'}, "
+                               f"searching {index.ef_search} candidates: recall@10 {index.recall['measured']:.3f} "
+                               "on held-out rows")  # fmt: skip
+    status, printed, _ = run(capsys, "search", tmp_path / "many.index", "a dog", "--top-k", "2")
+    assert status == 0 and len(printed.strip().split("\n")) == 3
+    embeddings_file(tmp_path / "other.npy", np.ones((2, 32), np.float32), "RN50")
+    status, message = failure(capsys, "index", tmp_path / "other.npy", "--out", tmp_path / "many.index", "--add")
+    assert status == 1 and "other.npy was made by RN50 but" in message and "do not compare" in message
+
+
+def test_serve_loads_the_index_and_its_model_once_and_serves_the_page(checkpoint, tmp_path, capsys, monkeypatch):
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    paths = embeddings_file(tmp_path / "photos.npy", np.random.default_rng(1).normal(size=(6, 32)).astype(np.float32),
+                            checkpoint[0])  # fmt: skip
+    assert main(["index", str(tmp_path / "photos.npy"), "--out", str(tmp_path / "photos.index")]) == 0
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, log_level: served.update(app=app, port=port))
+    status, printed, _ = run(capsys, "serve", tmp_path / "photos.index", "--port", "8123")
+    assert status == 0 and served["port"] == 8123
+    assert printed.strip() == f"Serving 6 images of {tmp_path / 'photos.index'} on http://127.0.0.1:8123 (Ctrl+C stops)"
+    answer = TestClient(served["app"]).get("/search", params={"q": "a dog", "k": 6}).json()
+    assert sorted(item["path"] for item in answer["results"]) == sorted(paths)

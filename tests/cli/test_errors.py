@@ -10,7 +10,7 @@ import pytest
 from keras_clip.cli import build_parser, main
 from keras_clip.cli.arguments import positive_int
 from tests.helpers.background import Job
-from tests.helpers.cli import failure, run
+from tests.helpers.cli import embeddings_file, failure, run
 from tests.helpers.evaluation_data import CORRUPT_JPEG
 from tests.helpers.images import write_photos
 
@@ -79,7 +79,7 @@ def test_embed(checkpoint, files, tmp_path, capsys):
     assert status == 1 and "corrupt.pt" in message
     assert failure(capsys, "embed", files["folder"], "--out", out, "--batch-size", "zero")[0] == 2
     status, message = failure(capsys, "embed", files["folder"], "--out", tmp_path / "out.txt")
-    assert status == 2 and "--out must end in .npy" in message
+    assert status == 2 and "--out must end in .npy (an embeddings file) or name a folder" in message
     (tmp_path / "unreadable").mkdir()
     (tmp_path / "unreadable" / "broken.jpg").write_bytes(CORRUPT_JPEG)
     status, message = failure(capsys, "embed", tmp_path / "unreadable", "--out", out, "--model", checkpoint[0],
@@ -118,6 +118,38 @@ def test_search(checkpoint, files, tmp_path, capsys):
     (tmp_path / "long.json").write_text((tmp_path / "photos.json").read_text())
     status, message = failure(capsys, "search", tmp_path / "long.npy", "a dog")
     assert status == 1 and "has 5 rows but" in message
+
+
+def test_index(checkpoint, files, tmp_path, capsys):
+    out, index = tmp_path / "photos.npy", tmp_path / "photos.index"
+    embeddings_file(out, np.ones((3, 32), np.float32), checkpoint[0])
+    status, message = failure(capsys, "index", files["missing"].with_suffix(".npy"), "--out", index)
+    assert status == 1 and "missing.npy does not exist" in message
+    (tmp_path / "corrupt.npy").write_bytes(b"\x93NUMPY garbage")
+    (tmp_path / "corrupt.json").write_text((tmp_path / "photos.json").read_text())
+    status, message = failure(capsys, "index", tmp_path / "corrupt.npy", "--out", index)
+    assert status == 1 and "corrupt.npy is not a readable .npy file" in message
+    status, message = failure(capsys, "index", out, "--out", index, "--recall", "1.5")
+    assert status == 2 and "--recall: expected a number in (0, 1], got 1.5" in message
+    status, message = failure(capsys, "index", out, "--out", index, "--add")
+    assert status == 1 and "photos.index is not an index: it has no index.json" in message
+    assert main(["index", str(out), "--out", str(index)]) == 0
+    status, message = failure(capsys, "index", out, "--out", index)
+    assert status == 2 and "already exists: choose a new --out, or pass --add" in message
+    (index / "vectors.npy").write_bytes(b"\x93NUMPY garbage")
+    status, message = failure(capsys, "search", index, "a dog")
+    assert status == 1 and "vectors.npy" in message
+
+
+def test_serve(checkpoint, files, tmp_path, capsys):
+    status, message = failure(capsys, "serve", tmp_path / "missing.index")
+    assert status == 1 and "missing.index is not an index: it has no index.json" in message
+    (tmp_path / "broken.index").mkdir()
+    (tmp_path / "broken.index" / "index.json").write_text("[1, 2")
+    status, message = failure(capsys, "serve", tmp_path / "broken.index")
+    assert status == 1 and "index.json is not an index description" in message
+    status, message = failure(capsys, "serve", tmp_path / "broken.index", "--port", "http")
+    assert status == 2 and "--port: expected a positive integer" in message
 
 
 HUGE_HEADER = "{'descr': '<f4', 'fortran_order': False, 'shape': (100000000, 100000), }"

@@ -1,7 +1,10 @@
 """Running the `keras-clip` command in-process and reading what it printed."""
 
+import numpy as np
+
 from keras_clip.checkpoints.keras_files import save_model_file
 from keras_clip.cli import main
+from keras_clip.serving.search import write_metadata
 from tests.helpers.tiny_models import tiny_clip
 
 
@@ -30,3 +33,11 @@ def failure(capsys, *arguments):
     assert len(lines) == 1 and "Traceback" not in err, err
     assert lines[0].startswith(f"keras-clip {arguments[0]}: error: "), lines[0]
     return status, lines[0]
+
+
+def embeddings_file(path, rows, model):
+    """An embeddings file as `keras-clip embed` writes it (`path`.npy and its .json), without embedding."""
+    np.save(path, rows)
+    paths = [f"{path.stem}_{i}.jpg" for i in range(len(rows))]
+    write_metadata(path, paths, model)
+    return paths

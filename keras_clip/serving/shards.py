@@ -1,0 +1,231 @@
+"""A large image collection embedded shard by shard into clip-retrieval's layout: resumable, on any engine.
+
+    OUT/img_emb/img_emb_{i}.npy          float16 [rows of shard i, D], L2-normalised
+    OUT/text_emb/text_emb_{i}.npy        the same for the captions (tar shards with .txt captions)
+    OUT/metadata/metadata_{i}.parquet    one row per embedding: image_path (and caption)
+    OUT/keras_clip.json                  the model and the shards (what a rerun checks before resuming)
+
+The files of clip-retrieval's `inference` (and so what its `index` and back end, and autofaiss, read). A
+shard is a run of `shard_size` image files (from a folder or a file list), or one WebDataset tar shard.
+Each shard's files are written under temporary names and renamed, the metadata last: a shard is done
+exactly when its metadata file exists, so a rerun after a kill embeds only the shards not done. Images
+that cannot be read or decoded are skipped (their rows simply absent from the metadata).
+The shards are independent: `embed_collection(..., engine="ray")` hands them to Ray Data workers
+(keras_clip.serving.ray_engine), each loading the model once.
+"""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from keras_clip.utils.atomic_files import atomic_path, save_json, save_npy
+
+DEFAULT_SHARD_SIZE = 10_000
+PLAN_FILE = "keras_clip.json"
+ENGINES = ("local", "ray")
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """One unit of work: `number` (its files' index), `kind` ("files" or "tar") and its `inputs` (image
+    paths, or the one tar shard's path)."""
+
+    number: int
+    kind: str
+    inputs: tuple
+
+
+def _pyarrow():
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise ImportError('Writing embedding shards needs pyarrow: pip install "keras-clip[distributed]"') from None
+    return pyarrow
+
+
+def plan_shards(source, shard_size=DEFAULT_SHARD_SIZE):
+    """The shards of a collection, in a fixed order (the same on every machine and every rerun).
+
+    Args:
+        source: a folder of images (searched recursively), a `.txt` file listing image paths (one per line,
+            relative to the file's folder unless absolute), a list of image paths, or tar shards (a
+            `.tar` path or pattern such as "data/{000..099}.tar", or a list of them).
+        shard_size: image files per shard (tar shards are taken as they are).
+
+    Returns:
+        A list of `Shard`s.
+    """
+    from keras_clip.data.sources import expand_shards
+    from keras_clip.image.files import list_image_files
+
+    if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
+        raise ValueError(f"shard_size must be a positive int, got {shard_size!r}")
+    if isinstance(source, (list, tuple)) and source and all(_is_tar(path) for path in source) or (
+            isinstance(source, (str, os.PathLike)) and _is_tar(source)):  # fmt: skip
+        return [Shard(number, "tar", (path,)) for number, path in enumerate(expand_shards(source))]
+    if isinstance(source, (str, os.PathLike)):
+        source = os.fspath(source)
+        paths = _listed_files(source) if source.endswith(".txt") else list_image_files(source)
+    else:
+        paths = [os.fspath(path) for path in source]
+    if not paths:
+        raise ValueError("No image files to embed")
+    return [Shard(number, "files", tuple(paths[start : start + shard_size]))
+            for number, start in enumerate(range(0, len(paths), shard_size))]  # fmt: skip
+
+
+def _is_tar(path):
+    return os.fspath(path).lower().endswith((".tar", ".tar.gz", ".tgz")) or "{" in os.fspath(path)
+
+
+def _listed_files(list_path):
+    if not os.path.isfile(list_path):
+        raise FileNotFoundError(f"{list_path} does not exist")
+    folder = os.path.dirname(os.path.abspath(list_path))
+    with open(list_path, encoding="utf-8") as file:
+        lines = [line.strip() for line in file]
+    return [line if os.path.isabs(line) else os.path.join(folder, line) for line in lines if line]
+
+
+def _shard_file(out, folder, number, suffix):
+    return os.path.join(out, folder, f"{folder}_{number}{suffix}")
+
+
+def shard_done(out, shard):
+    """True when the shard's files are all written (its metadata, written last, exists)."""
+    return os.path.isfile(_shard_file(out, "metadata", shard.number, ".parquet"))
+
+
+def start_collection(out, model_source, shards):
+    """Writes (or, resuming, checks) `OUT/keras_clip.json`; returns the shards not done yet.
+
+    Raises:
+        ValueError: `out` holds the shards of another model or collection.
+    """
+    plan = {"model": model_source, "shards": [[shard.kind, list(shard.inputs)] for shard in shards]}
+    plan_path = os.path.join(out, PLAN_FILE)
+    if os.path.isfile(plan_path):
+        with open(plan_path, encoding="utf-8") as file:
+            earlier = json.load(file)
+        if earlier != plan:
+            what = "model" if earlier.get("model") != model_source else "images"
+            raise ValueError(f"{out} holds the embeddings of other {what} ({PLAN_FILE} differs): choose a new folder")
+    else:
+        os.makedirs(out, exist_ok=True)
+        save_json(plan_path, plan)
+    return [shard for shard in shards if not shard_done(out, shard)]
+
+
+def _tar_samples(path):
+    """(names, encoded images, captions) of a tar shard's samples that have an image ("" caption if none)."""
+    import tensorflow as tf
+
+    from keras_clip.data.tar_shards import caption_lines, group_samples, read_shard, tar_members
+
+    archive = read_shard(tf.constant(path))
+    names, offsets, sizes = tar_members(archive)
+    keys, image_members, caption_members = group_samples(names)
+    samples = []
+    for key, image, caption in zip(keys.numpy(), image_members.numpy(), caption_members.numpy()):
+        if image < 0:
+            continue
+        encoded = tf.strings.substr(archive, offsets[image], sizes[image])
+        lines = caption_lines(tf.strings.substr(archive, offsets[caption], sizes[caption])) if caption >= 0 else []
+        text = lines[0].numpy().decode("utf-8", "replace") if len(lines) else ""
+        samples.append((f"{path}:{key.decode('utf-8', 'replace')}", encoded, text))
+    return samples
+
+
+def embed_shard(model, shard, out, batch_size=32):
+    """Embeds one shard's images (and captions) and writes its files; returns the rows written.
+
+    Args:
+        model: a `keras_clip.CLIP`.
+        shard: a `Shard` of `plan_shards`.
+        out: the collection's folder.
+        batch_size: images per model call.
+    """
+    import tensorflow as tf
+
+    from keras_clip.serving.embedding import embed_images, embed_texts
+
+    captions = None
+    if shard.kind == "files":
+        embeddings, kept = embed_images(model, list(shard.inputs), batch_size=batch_size, skip_errors=True,
+                                        verbose=False, return_paths=True)  # fmt: skip
+    else:
+        samples = _tar_samples(shard.inputs[0])
+        names = tf.constant([name for name, _, _ in samples], tf.string)
+        encoded = tf.stack([image for _, image, _ in samples]) if samples else tf.zeros([0], tf.string)
+        embeddings, kept = embed_images(model, tf.data.Dataset.from_tensor_slices((names, encoded)),
+                                        batch_size=batch_size, skip_errors=True, verbose=False,
+                                        return_paths=True)  # fmt: skip
+        caption_of = {name: caption for name, _, caption in samples}
+        captions = [caption_of[name] for name in kept]
+    save_npy(_shard_file(out, "img_emb", shard.number, ".npy"), embeddings.astype(np.float16))
+    columns = {"image_path": kept}
+    if captions is not None:
+        text_embeddings = embed_texts(model, captions, verbose=False) if captions else embeddings[:0]
+        save_npy(_shard_file(out, "text_emb", shard.number, ".npy"), text_embeddings.astype(np.float16))
+        columns["caption"] = captions
+    pyarrow = _pyarrow()
+    metadata_path = _shard_file(out, "metadata", shard.number, ".parquet")
+    with atomic_path(metadata_path, suffix=".parquet") as temporary:
+        pyarrow.parquet.write_table(pyarrow.table(columns), temporary)
+    return len(kept)
+
+
+def embed_collection(model, source, out, engine="local", shard_size=DEFAULT_SHARD_SIZE, batch_size=32,
+                     workers=None, verbose=True):  # fmt: skip
+    """Embeds a collection shard by shard into clip-retrieval's layout under `out`; resumes where it stopped.
+
+    Args:
+        model: a released model's name or a checkpoint path (what `keras_clip.load` takes; each Ray
+            worker loads it once), or, for the local engine, a loaded `keras_clip.CLIP`.
+        source: images as `plan_shards` takes them (a folder, a `.txt` file list, paths, tar shards).
+        out: the collection's folder (created; a rerun with the same model and images resumes).
+        engine: "local" (this process) or "ray" (Ray Data workers; `ray.init` is called if no Ray
+            instance is connected yet: set RAY_ADDRESS to use a cluster).
+        shard_size: image files per shard.
+        batch_size: images per model call.
+        workers: Ray workers (None: one per 2 CPUs of the Ray cluster).
+        verbose: show progress.
+
+    Returns:
+        `{"shards": shards in the collection, "embedded": shards embedded by this call, "rows": rows written
+        by this call}`.
+
+    Example:
+    >>> keras_clip.serving.shards.embed_collection("ViT-B/32", "photos/", "photos_embeddings/")
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    model_source = model if isinstance(model, (str, os.PathLike)) else getattr(model, "source", None)
+    if engine == "ray" and not isinstance(model, (str, os.PathLike)):
+        raise ValueError("engine='ray' loads the model on each worker: pass its name or path, not a loaded model")
+    _pyarrow()
+    shards = plan_shards(source, shard_size)
+    todo = start_collection(os.fspath(out), None if model_source is None else os.fspath(model_source), shards)
+    if engine == "ray":
+        from keras_clip.serving.ray_engine import embed_shards_on_ray
+
+        rows = embed_shards_on_ray(os.fspath(model), todo, os.fspath(out), batch_size, workers, verbose)
+    else:
+        rows = _embed_shards_here(model, todo, os.fspath(out), batch_size, verbose)
+    return {"shards": len(shards), "embedded": len(todo), "rows": rows}
+
+
+def _embed_shards_here(model, shards, out, batch_size, verbose):
+    from tqdm.auto import tqdm
+
+    if shards and isinstance(model, (str, os.PathLike)):
+        from keras_clip.checkpoints.load import load_model
+
+        model = load_model(os.fspath(model), verbose=verbose)
+    rows = 0
+    for shard in tqdm(shards, unit="shard", desc="Embedding shards", disable=not verbose):
+        rows += embed_shard(model, shard, out, batch_size)
+    return rows
