@@ -63,8 +63,8 @@ def plan_shards(source, shard_size=DEFAULT_SHARD_SIZE):
 
     if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
         raise ValueError(f"shard_size must be a positive int, got {shard_size!r}")
-    if isinstance(source, (list, tuple)) and source and all(_is_tar(path) for path in source) or (
-            isinstance(source, (str, os.PathLike)) and _is_tar(source)):  # fmt: skip
+    named = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    if named and all(_is_tar(path) for path in named):
         return [Shard(number, "tar", (path,)) for number, path in enumerate(expand_shards(source))]
     if isinstance(source, (str, os.PathLike)):
         source = os.fspath(source)
@@ -78,7 +78,7 @@ def plan_shards(source, shard_size=DEFAULT_SHARD_SIZE):
 
 
 def _is_tar(path):
-    return os.fspath(path).lower().endswith((".tar", ".tar.gz", ".tgz")) or "{" in os.fspath(path)
+    return os.fspath(path).lower().endswith((".tar", ".tar.gz", ".tgz"))  # patterns too: "{000..009}.tar"
 
 
 def _listed_files(list_path):
@@ -172,9 +172,10 @@ def embed_shard(model, shard, out, batch_size=32):
         save_npy(_shard_file(out, "text_emb", shard.number, ".npy"), text_embeddings.astype(np.float16))
         columns["caption"] = captions
     pyarrow = _pyarrow()
+    table = pyarrow.table({name: pyarrow.array(values, pyarrow.string()) for name, values in columns.items()})
     metadata_path = _shard_file(out, "metadata", shard.number, ".parquet")
     with atomic_path(metadata_path, suffix=".parquet") as temporary:
-        pyarrow.parquet.write_table(pyarrow.table(columns), temporary)
+        pyarrow.parquet.write_table(table, temporary)
     return len(kept)
 
 

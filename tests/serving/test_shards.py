@@ -98,3 +98,14 @@ def test_the_plan_names_the_model_and_every_shard(model, tmp_path):
         embed_collection(model, paths, str(tmp_path / "other"), engine="spark")
     with pytest.raises(ValueError, match="pass its name or path, not a loaded model"):
         embed_collection(model, paths, str(tmp_path / "other"), engine="ray")
+
+
+def test_a_shard_of_unreadable_images_is_written_empty_and_done(model, tmp_path):
+    (tmp_path / "images").mkdir()
+    for name in ("a.jpg", "b.png"):
+        (tmp_path / "images" / name).write_bytes(corrupt_image("text"))
+    summary = embed_collection(model, str(tmp_path / "images"), str(tmp_path / "out"), verbose=False)
+    assert summary == {"shards": 1, "embedded": 1, "rows": 0}
+    embeddings, metadata = read_collection(tmp_path / "out", 1)
+    assert embeddings.shape == (0, model.embed_dim) and metadata == {"image_path": []}
+    assert embed_collection(model, str(tmp_path / "images"), str(tmp_path / "out"), verbose=False)["embedded"] == 0
