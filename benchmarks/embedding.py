@@ -14,7 +14,7 @@ instance (what each further collection pays: the worker's start and model load, 
 Target: ≥ 0.85 of `embed_images`' throughput.
 
 Usage: python benchmarks/embedding.py [--model ViT-B/32] [--images 2000] [--batch 32] [--rounds 2]
-                                      [--engine ray] [--shard-size 500]
+                                      [--engine ray] [--shard-size 10000]
 """
 
 import argparse
@@ -55,7 +55,7 @@ def main():
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--engine", choices=("local", "ray"), default="local")
-    parser.add_argument("--shard-size", type=int, default=500)
+    parser.add_argument("--shard-size", type=int, default=10_000)  # `keras-clip embed`'s default
     args = parser.parse_args()
 
     import tensorflow as tf
