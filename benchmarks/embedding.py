@@ -14,7 +14,7 @@ instance (what each further collection pays: the worker's start and model load, 
 Target: ≥ 0.85 of `embed_images`' throughput.
 
 Usage: python benchmarks/embedding.py [--model ViT-B/32] [--images 2000] [--batch 32] [--rounds 2]
-                                      [--engine ray] [--shard-size 10000]
+                                      [--engine ray] [--shard-size 10000] [--workers 1]
 """
 
 import argparse
@@ -56,6 +56,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--engine", choices=("local", "ray"), default="local")
     parser.add_argument("--shard-size", type=int, default=10_000)  # `keras-clip embed`'s default
+    parser.add_argument("--workers", type=int, default=1, help="Ray workers (the CPUs are shared equally)")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -115,7 +116,7 @@ def ray_engine_seconds(model, folder, args):
         for name in ("ray, Ray's start included", "ray, Ray running"):
             start = time.perf_counter()
             embed_collection(model_path, folder, os.path.join(work, name.split(",")[1].strip().replace(" ", "_")),
-                             engine="ray", shard_size=args.shard_size, batch_size=args.batch, workers=1,
+                             engine="ray", shard_size=args.shard_size, batch_size=args.batch, workers=args.workers,
                              verbose=False)  # fmt: skip
             times[name] = time.perf_counter() - start
         ray.shutdown()
