@@ -33,8 +33,9 @@ def usage_error(prog, message):
 
 
 def build_parser():
-    parser = OneLineParser(prog="keras-clip", description="CLIP for Keras / TensorFlow: zero-shot "
-                           "classification, evaluation, embedding, search, export and conversion.")  # fmt: skip
+    description = ("CLIP for Keras / TensorFlow: zero-shot classification, evaluation, embedding, search indexes "
+                   "and a search page, export and conversion.")
+    parser = OneLineParser(prog="keras-clip", description=description)
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     for name in SUBCOMMANDS:
