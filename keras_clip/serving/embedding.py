@@ -60,9 +60,11 @@ def encoded_image_embedder(model, preprocessing=None):
     return embedders[preprocessing]
 
 
-def _embed_encoded_batch(embedder, indices, paths, encoded, skip_errors, max_pixels):
-    """Embeds a batch. If an image does not decode, it is found by decoding each eagerly: the first
-    raises its CorruptImageError (index and path set), or, with `skip_errors`, all are left out."""
+def embed_encoded_batch(embedder, indices, paths, encoded, skip_errors, max_pixels):
+    """`(features or None, kept)` of a batch of encoded images (`embedder`: `encoded_image_embedder`'s).
+
+    If an image does not decode, it is found by decoding each eagerly: the first raises its
+    CorruptImageError (index and path set), or, with `skip_errors`, all are left out."""
     try:
         return embedder(encoded).numpy(), np.ones(len(encoded), bool)
     except tf.errors.InvalidArgumentError:
@@ -96,8 +98,8 @@ def _embed_encoded_dataset(model, preprocessing, dataset, batch_size, skip_error
     features, kept_paths = [], []
     for indices, paths, encoded in _without_autotuning(dataset.batch(batch_size).prefetch(2)):
         paths = [path.decode() or None for path in paths.numpy()]
-        batch_features, kept = _embed_encoded_batch(embedder, indices.numpy().tolist(), paths, encoded, skip_errors,
-                                                    preprocessing.max_pixels)  # fmt: skip
+        batch_features, kept = embed_encoded_batch(embedder, indices.numpy().tolist(), paths, encoded, skip_errors,
+                                                   preprocessing.max_pixels)  # fmt: skip
         if batch_features is not None:
             features.append(batch_features)
         kept_paths.extend(path for path, keep in zip(paths, kept) if keep)
@@ -181,6 +183,16 @@ def embed_images(model, images, batch_size=32, normalize=True, output=None, skip
     return (result, kept_paths) if return_paths else result
 
 
+def text_tokenizer(model, tokenizer, call):
+    """`tokenizer`, or CLIP's for the model when None; a SigLIP model has no default (ValueError naming `call`,
+    the start of the call that needs `tokenizer=`)."""
+    if tokenizer is not None:
+        return tokenizer
+    if model.logit_bias is not None:
+        raise ValueError(f"A SigLIP model's texts need its tokenizer: {call}tokenizer=keras_clip.get_tokenizer(name))")
+    return Tokenizer(context_length=model.context_length, truncate=True)
+
+
 def embed_texts(model, texts, batch_size=256, normalize=True, output=None, verbose=True, tokenizer=None):
     """Text embeddings of a list of strings or a tf.data.Dataset of scalar strings, as a numpy array.
 
@@ -205,11 +217,7 @@ def embed_texts(model, texts, batch_size=256, normalize=True, output=None, verbo
         texts = list(texts)
         total = len(texts)
         texts = tf.data.Dataset.from_tensor_slices(texts_to_tensor(texts, "embed_texts"))
-    if tokenizer is None:
-        if model.logit_bias is not None:
-            raise ValueError("A SigLIP model's texts need its tokenizer: embed_texts(model, texts, "
-                             "tokenizer=keras_clip.get_tokenizer(name))")
-        tokenizer = Tokenizer(context_length=model.context_length, truncate=True)
+    tokenizer = text_tokenizer(model, tokenizer, "embed_texts(model, texts, ")
     dataset = texts.batch(batch_size).map(tokenizer, num_parallel_calls=_preprocessing_threads()).prefetch(2)
     features = []
     with tqdm(total=total, unit="text", desc="Embedding texts", disable=not verbose) as bar:

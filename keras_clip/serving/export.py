@@ -17,6 +17,7 @@ import tensorflow as tf
 from keras_clip.image.preprocessing import preprocess_image
 from keras_clip.models.clip import CLIP
 from keras_clip.models.zero_shot import ZeroShotClassifier
+from keras_clip.serving.search import check_top_k
 from keras_clip.text.tokenizer import Tokenizer
 from keras_clip.utils.atomic_files import atomic_directory
 
@@ -149,8 +150,7 @@ def export_saved_model(obj, export_dir, top_k=5, tokenizer=None):
     """
     if not isinstance(obj, (CLIP, ZeroShotClassifier)):
         raise TypeError(f"export_saved_model takes a keras_clip.CLIP or ZeroShotClassifier, got {type(obj).__name__}")
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-        raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+    check_top_k(top_k)
     model = obj if isinstance(obj, CLIP) else obj.clip_model
     if model.logit_bias is not None and tokenizer is None:
         raise ValueError("A SigLIP model's text signatures need its tokenizer: "

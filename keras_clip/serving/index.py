@@ -22,7 +22,7 @@ import os
 import numpy as np
 from tqdm import tqdm
 
-from keras_clip.serving.search import read_embedding_rows, top_inner_products
+from keras_clip.serving.search import check_embedding_rows, check_top_k, read_embedding_rows, top_inner_products
 from keras_clip.utils.atomic_files import atomic_directory, save_json
 from keras_clip.utils.normalization import l2_normalize
 
@@ -54,9 +54,7 @@ def _normalized_rows(embeddings, name="embeddings"):
     rows = np.asarray(embeddings, np.float32)
     if rows.ndim != 2 or rows.shape[0] == 0 or rows.shape[1] == 0:
         raise ValueError(f"{name} must be a non-empty [N, D] array, got shape {rows.shape}")
-    bad = ~np.isfinite(rows).all(axis=1) | ~rows.any(axis=1)
-    if bad.any():
-        raise ValueError(f"{name}: row {int(np.flatnonzero(bad)[0])} is not an embedding (not finite, or all zero)")
+    check_embedding_rows(rows, name)
     return np.ascontiguousarray(np.asarray(l2_normalize(rows)), np.float32)
 
 
@@ -104,8 +102,7 @@ class EmbeddingIndex:
         Returns:
             int64 [Q, k] row indices and float32 [Q, k] cosine similarities.
         """
-        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-            raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+        check_top_k(top_k)
         queries = _normalized_rows(queries, "queries")
         if queries.shape[1] != self.dimension:
             raise ValueError(f"queries have {queries.shape[1]} dimensions but the index holds {self.dimension}")
@@ -171,15 +168,15 @@ def _breadth(ef_search):
     return parameters
 
 
-def _tune_ef_search(index, rows, held_out, target):
-    """The smallest efSearch whose recall@10 for the held-out rows (not yet in `index`) reaches `target`:
+def _tune_ef_search(index, rows, indexed, held_out, target):
+    """The smallest efSearch whose recall@10 for the `held_out` rows (the `indexed` ones are in `index`, these
+    not yet) reaches `target`:
     doubling until it does, then bisecting. Returns (ef_search, measured recall).
 
     Held-out rows, not rows of the graph: a row in the graph is found through its own links, and its
     neighbours with it (measured: recall 0.97 for rows of the graph where fresh queries got 0.71).
     """
     queries = rows[held_out]
-    indexed = np.setdiff1d(np.arange(len(rows)), held_out)
     expected, _ = top_inner_products(rows[indexed], queries, RECALL_AT)
     expected = [set(row) for row in indexed[expected]]
 
@@ -252,7 +249,7 @@ def build_index(embeddings, paths=None, model=None, kind="auto", recall=DEFAULT_
                                                           replace=False))  # fmt: skip
     indexed = np.setdiff1d(np.arange(len(rows)), held_out)
     _add_rows(index, rows[indexed], indexed, verbose)
-    ef_search, measured = _tune_ef_search(index, rows, held_out, recall)
+    ef_search, measured = _tune_ef_search(index, rows, indexed, held_out, recall)
     _add_rows(index, rows[held_out], held_out, verbose=False)
     return EmbeddingIndex("approximate", index, paths, model, ef_search, {"target": recall, "measured": measured})
 

@@ -27,14 +27,27 @@ def search(embeddings, query_embeddings, top_k=5):
     >>> rows.shape, scores.shape
     ((1, 3), (1, 3))
     """
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-        raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+    check_top_k(top_k)
     embeddings, queries = np.asarray(embeddings, np.float32), np.asarray(query_embeddings, np.float32)
     if embeddings.ndim != 2 or queries.ndim != 2 or embeddings.shape[1] != queries.shape[1]:
         raise ValueError(
             f"embeddings [N, D] and queries [Q, D] must share D; got shapes {embeddings.shape} and {queries.shape}"
         )
     return top_inner_products(np.asarray(l2_normalize(embeddings)), np.asarray(l2_normalize(queries)), int(top_k))
+
+
+def check_top_k(top_k):
+    """Raises a ValueError unless `top_k` is a positive int."""
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+
+
+def check_embedding_rows(rows, name):
+    """Raises a ValueError naming the first row of float [N, D] `rows` that is not finite or is all zero."""
+    bad = ~np.isfinite(rows).all(axis=1) | ~rows.any(axis=1)
+    if bad.any():
+        raise ValueError(f"{name}: row {int(np.flatnonzero(bad)[0])} is not an embedding (not finite, or all zero); "
+                         f"{int(bad.sum())} such row(s)")  # fmt: skip
 
 
 def top_inner_products(vectors, queries, top_k, block_rows=65536):
@@ -122,8 +135,5 @@ def read_embedding_rows(path):
         raise ValueError(f"{path} holds no embeddings (shape {mapped.shape})")
     embeddings = np.array(mapped, dtype=np.float32)
     del mapped
-    bad = ~np.isfinite(embeddings).all(axis=1) | ~embeddings.any(axis=1)
-    if bad.any():
-        raise ValueError(f"{path}: row {int(np.flatnonzero(bad)[0])} is not an embedding (not finite, or all zero); "
-                         f"{int(bad.sum())} such row(s)")  # fmt: skip
+    check_embedding_rows(embeddings, path)
     return embeddings

@@ -42,11 +42,10 @@ class QueryEmbedder:
     def __init__(self, model, tokenizer=None):
         import tensorflow as tf
 
-        from keras_clip.serving.embedding import encoded_image_embedder
-        from keras_clip.text.tokenizer import Tokenizer
+        from keras_clip.serving.embedding import encoded_image_embedder, text_tokenizer
 
         self.model = model
-        self.tokenizer = tokenizer or Tokenizer(context_length=model.context_length, truncate=True)
+        self.tokenizer = text_tokenizer(model, tokenizer, "create_app(index, model, ")
         self._image_embedder = encoded_image_embedder(model)
         self._tf = tf
 
@@ -56,14 +55,12 @@ class QueryEmbedder:
 
     def image(self, data):
         """An uploaded image's embedding; CorruptImageError if it does not decode."""
-        from keras_clip.image.decoding import decode_image
+        from keras_clip.serving.embedding import embed_encoded_batch
 
         encoded = self._tf.constant([data])
-        try:
-            return np.asarray(self._image_embedder(encoded), np.float32)
-        except self._tf.errors.InvalidArgumentError:
-            decode_image(encoded[0], path="the uploaded image", max_pixels=self.model.preprocessing.max_pixels)
-            raise
+        features, _ = embed_encoded_batch(self._image_embedder, [0], ["the uploaded image"], encoded,
+                                          skip_errors=False, max_pixels=self.model.preprocessing.max_pixels)
+        return np.asarray(features, np.float32)
 
 
 def create_app(index, model, tokenizer=None, title="keras-clip search"):

@@ -204,16 +204,17 @@ def embed_collection(model, source, out, engine="local", shard_size=DEFAULT_SHAR
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    model_source = model if isinstance(model, (str, os.PathLike)) else getattr(model, "source", None)
-    if engine == "ray" and not isinstance(model, (str, os.PathLike)):
+    # A loaded model has no name to record: the plan then says None, and a rerun must pass a loaded model too.
+    model_source = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
+    if engine == "ray" and model_source is None:
         raise ValueError("engine='ray' loads the model on each worker: pass its name or path, not a loaded model")
     _pyarrow()
     shards = plan_shards(source, shard_size)
-    todo = start_collection(os.fspath(out), None if model_source is None else os.fspath(model_source), shards)
+    todo = start_collection(os.fspath(out), model_source, shards)
     if engine == "ray":
         from keras_clip.serving.ray_engine import embed_shards_on_ray
 
-        rows = embed_shards_on_ray(os.fspath(model), todo, os.fspath(out), batch_size, workers, verbose)
+        rows = embed_shards_on_ray(model_source, todo, os.fspath(out), batch_size, workers, verbose)
     else:
         rows = _embed_shards_here(model, todo, os.fspath(out), batch_size, verbose)
     return {"shards": len(shards), "embedded": len(todo), "rows": rows}

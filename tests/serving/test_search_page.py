@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from keras_clip.serving.index import EmbeddingIndex
 from keras_clip.serving.search_page import QueryEmbedder, create_app
 from tests.helpers.evaluation_data import CORRUPT_JPEG
 from tests.helpers.search_server import (
@@ -109,3 +110,13 @@ def test_the_page_in_a_browser(site, tmp_path):
             driver.find_element(By.ID, "search").click()
             shown_paths(driver, expected[0])
             driver.save_screenshot(screenshot_path())
+
+
+def test_a_siglip_page_needs_its_tokenizer():
+    import keras_clip
+    from tests.helpers.tiny_models import TINY_SIGLIP
+
+    siglip = keras_clip.CLIP(**TINY_SIGLIP)
+    index = EmbeddingIndex("exact", np.eye(siglip.embed_dim, dtype=np.float32), paths=["a.jpg"] * siglip.embed_dim)
+    with pytest.raises(ValueError, match=r"need its tokenizer: create_app\(index, model, tokenizer="):
+        create_app(index, siglip)
