@@ -54,7 +54,7 @@ setup(
             "scikit-learn",
             "scikit-image",
             "faiss-cpu==1.15.1",  # the approximate search index (the "index" extra)
-            "ray[data]==2.60.0",  # the distributed embedding engine (the "distributed" extra)
+            "ray==2.60.0",  # the distributed embedding engine (the "distributed" extra)
             "pyarrow",
             "fastapi==0.163.2",  # the search page (the "serve" extra)
             "uvicorn==0.54.0",
@@ -66,9 +66,9 @@ setup(
         # Approximate search indexes (keras_clip.serving.index) for collections beyond 100,000 images: faiss'
         # HNSW graphs, a well-kept library for exactly this (faiss-gpu works too).
         "index": ["faiss-cpu>=1.9"],
-        # Collections embedded in shards (clip-retrieval's parquet metadata) and Ray Data workers for them
+        # Collections embedded in shards (clip-retrieval's parquet metadata) and Ray workers for them
         # (`keras-clip embed ... --engine ray`): Ray runs the same code on a laptop and on a cluster.
-        "distributed": ["ray[data]>=2.40", "pyarrow"],
+        "distributed": ["ray>=2.40", "pyarrow"],
         # `keras-clip serve`: the search page and its JSON API (FastAPI, served by uvicorn; uploads need
         # python-multipart).
         "serve": ["fastapi", "uvicorn", "python-multipart"],

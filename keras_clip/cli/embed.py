@@ -28,7 +28,8 @@ def add_arguments(parser):
     parser.add_argument(
         "--skip-errors",
         action="store_true",
-        help="skip images that cannot be read or decoded (counted; --verbose lists them) instead of stopping",
+        help="skip images that cannot be read or decoded (counted; --verbose lists them) instead of stopping "
+        "(a collection in shards always skips them: its metadata lists the images embedded)",
     )
     parser.add_argument("--verbose", action="store_true", help="list the files --skip-errors skipped")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
@@ -78,7 +79,8 @@ def _embed_collection(args):
     from keras_clip.serving.shards import embed_collection
 
     summary = embed_collection(args.model, args.images, args.out, engine=args.engine, shard_size=args.shard_size,
-                               batch_size=args.batch_size, workers=args.workers, verbose=progress_bars())  # fmt: skip
+                               batch_size=args.batch_size, workers=args.workers, verbose=progress_bars(),
+                               cache_dir=args.cache_dir, dtype=args.dtype, max_pixels=args.max_pixels)  # fmt: skip
     done = summary["shards"] - summary["embedded"]
     print(f"Embedded {summary['rows']} images in {summary['embedded']} shards into {args.out}"
           + (f" ({done} of {summary['shards']} shards were already done)" if done else ""))  # fmt: skip

@@ -1,72 +1,75 @@
-"""Embedding shards on Ray Data: the same `embed_shard` in workers that each load the model once.
+"""Embedding shards on Ray: the same `embed_shard` in actors that each load the model once.
 
-Ray Data runs one `map_batches` over the shards (one shard per batch) with a pool of actors; each actor
-loads the model when it starts and then embeds shard after shard, writing its files itself, so nothing
-but the shards' descriptions and row counts passes through Ray's object store. The same code runs on a
-laptop (a local Ray instance, started here) and on a cluster (`ray start --head` on one machine,
-`ray start --address=HEAD:6379` on the others, then RAY_ADDRESS=HEAD:6379 or `ray.init(address=...)`
-before calling): the output folder must then be one every worker can write (a shared file system).
+A pool of Ray actors (`ray.util.ActorPool`) takes the shards one at a time; each actor loads the model
+when it starts and then embeds shard after shard, writing its files itself, so nothing but the shards'
+descriptions and row counts passes through Ray. An actor that dies (a lost machine) is restarted and its
+shard retried; a shard that still fails stops the run, and a rerun embeds only the shards not done.
+The same code runs on a laptop (a local Ray instance, started here) and on a cluster (`ray start --head`
+on one machine, `ray start --address=HEAD:6379` on the others, then RAY_ADDRESS=HEAD:6379 or
+`ray.init(address=...)` before calling): the output folder must then be one every worker can write (a
+shared file system).
+Ray core rather than Ray Data's `map_batches`: for units as large as shards, Ray Data's extra actors (its
+statistics, autoscaling and locality helpers) and planning cost about 3 s per run, 5% of a 2,000-image
+run on 2 cores (benchmarks/embedding.py), and bring nothing a queue of shards needs.
 Ray is an optional extra: `pip install "keras-clip[distributed]"`.
 """
 
 import os
 
-from keras_clip.serving.shards import Shard, embed_shard
+from tqdm.auto import tqdm
+
+
+RETRIES = 2  # restarts of a dead actor, and retries of the shard it held
 
 
 def _ray():
     try:
         import ray
-        import ray.data
+        import ray.util
     except ImportError:
         raise ImportError('engine="ray" needs Ray: pip install "keras-clip[distributed]"') from None
     return ray
 
 
 class _ShardEmbedder:
-    """A Ray Data actor: loads the model once, then embeds the shards it is given."""
+    """A Ray actor: loads the model once, then embeds the shards it is given."""
 
-    def __init__(self, model_source, out, batch_size):
-        from keras_clip.checkpoints.load import load_model
+    def __init__(self, model_source, settings):
+        self.model, self.settings = settings.load_model(model_source), settings
 
-        self.model = load_model(model_source, verbose=False)
-        self.out, self.batch_size = out, batch_size
-
-    def __call__(self, batch):
-        rows = []
-        for number, kind, inputs in zip(batch["number"], batch["kind"], batch["inputs"]):
-            shard = Shard(int(number), str(kind), tuple(str(path) for path in inputs))
-            rows.append(embed_shard(self.model, shard, self.out, self.batch_size))
-        return {"number": batch["number"], "rows": rows}
+    def embed(self, shard):
+        return self.settings.embed(self.model, shard)
 
 
-def embed_shards_on_ray(model_source, shards, out, batch_size=32, workers=None, verbose=True):
-    """Embeds `shards` into `out` with Ray Data actors; returns the rows written.
+def embed_shards_on_ray(model_source, shards, settings, workers=None, verbose=True):
+    """Embeds `shards` with Ray actors; returns the rows written.
 
     Args:
         model_source: what `keras_clip.load` takes (a released name or a checkpoint path every worker reads).
         shards: `Shard`s of `keras_clip.serving.shards.plan_shards` (the ones not done yet).
-        out: the collection's folder (shared by every worker).
-        batch_size: images per model call.
-        workers: actors (None: one per 2 CPUs of the Ray cluster, at least one).
-        verbose: Ray Data's progress (bars on a terminal, log lines otherwise).
+        settings: the collection's `ShardSettings` (its `out` folder shared by every worker).
+        workers: actors, at most one per shard (None: one per 2 CPUs of the Ray cluster, at least one).
+        verbose: a progress bar over the shards.
     """
     if not shards:
         return 0
     ray = _ray()
     if not ray.is_initialized():
         ray.init(log_to_driver=False, configure_logging=False)  # RAY_ADDRESS, if set, names a cluster
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = context.print_on_execution_start = context.enable_auto_log_stats = verbose
     cpus = int(ray.cluster_resources().get("CPU", 1))
-    workers = workers or max(1, cpus // 2)
-    items = [{"number": shard.number, "kind": shard.kind, "inputs": list(shard.inputs)} for shard in shards]
-    dataset = ray.data.from_items(items, override_num_blocks=len(items))
-    results = dataset.map_batches(
-        _ShardEmbedder,
-        fn_constructor_kwargs={"model_source": os.fspath(model_source), "out": out, "batch_size": batch_size},
-        batch_size=1,
-        concurrency=workers,
-        num_cpus=max(1, cpus // workers),
+    workers = min(len(shards), workers or max(1, cpus // 2))
+    embedder = ray.remote(_ShardEmbedder).options(
+        num_cpus=max(1, cpus // workers), max_restarts=RETRIES, max_task_retries=RETRIES
     )
-    return int(sum(row["rows"] for row in results.take_all()))
+    actors = [embedder.remote(os.fspath(model_source), settings) for _ in range(workers)]
+    rows = 0
+    try:
+        pool = ray.util.ActorPool(actors)
+        with tqdm(total=len(shards), unit="shard", desc="Embedding shards", disable=not verbose) as bar:
+            for shard_rows in pool.map_unordered(lambda actor, shard: actor.embed.remote(shard), shards):
+                rows += shard_rows
+                bar.update(1)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+    return rows

@@ -10,7 +10,7 @@ shard is a run of `shard_size` image files (from a folder or a file list), or on
 Each shard's files are written under temporary names and renamed, the metadata last: a shard is done
 exactly when its metadata file exists, so a rerun after a kill embeds only the shards not done. Images
 that cannot be read or decoded are skipped (their rows simply absent from the metadata).
-The shards are independent: `embed_collection(..., engine="ray")` hands them to Ray Data workers
+The shards are independent: `embed_collection(..., engine="ray")` hands them to Ray workers
 (keras_clip.serving.ray_engine), each loading the model once.
 """
 
@@ -99,19 +99,20 @@ def shard_done(out, shard):
     return os.path.isfile(_shard_file(out, "metadata", shard.number, ".parquet"))
 
 
-def start_collection(out, model_source, shards):
+def start_collection(out, model_source, shards, dtype=None):
     """Writes (or, resuming, checks) `OUT/keras_clip.json`; returns the shards not done yet.
 
     Raises:
-        ValueError: `out` holds the shards of another model or collection.
+        ValueError: `out` holds the shards of another model (or dtype) or collection.
     """
-    plan = {"model": model_source, "shards": [[shard.kind, list(shard.inputs)] for shard in shards]}
+    plan = {"model": model_source, "dtype": dtype, "shards": [[shard.kind, list(shard.inputs)] for shard in shards]}
     plan_path = os.path.join(out, PLAN_FILE)
     if os.path.isfile(plan_path):
         with open(plan_path, encoding="utf-8") as file:
             earlier = json.load(file)
         if earlier != plan:
-            what = "model" if earlier.get("model") != model_source else "images"
+            same_model = [earlier.get("model"), earlier.get("dtype")] == [model_source, dtype]
+            what = "images" if same_model else "model"
             raise ValueError(f"{out} holds the embeddings of other {what} ({PLAN_FILE} differs): choose a new folder")
     else:
         os.makedirs(out, exist_ok=True)
@@ -139,7 +140,7 @@ def _tar_samples(path):
     return samples
 
 
-def embed_shard(model, shard, out, batch_size=32):
+def embed_shard(model, shard, out, batch_size=32, max_pixels="model"):
     """Embeds one shard's images (and captions) and writes its files; returns the rows written.
 
     Args:
@@ -147,6 +148,7 @@ def embed_shard(model, shard, out, batch_size=32):
         shard: a `Shard` of `plan_shards`.
         out: the collection's folder.
         batch_size: images per model call.
+        max_pixels: images of more pixels are skipped, as `embed_images` takes it.
     """
     import tensorflow as tf
 
@@ -155,14 +157,14 @@ def embed_shard(model, shard, out, batch_size=32):
     captions = None
     if shard.kind == "files":
         embeddings, kept = embed_images(model, list(shard.inputs), batch_size=batch_size, skip_errors=True,
-                                        verbose=False, return_paths=True)  # fmt: skip
+                                        verbose=False, return_paths=True, max_pixels=max_pixels)  # fmt: skip
     else:
         samples = _tar_samples(shard.inputs[0])
         names = tf.constant([name for name, _, _ in samples], tf.string)
         encoded = tf.stack([image for _, image, _ in samples]) if samples else tf.zeros([0], tf.string)
         embeddings, kept = embed_images(model, tf.data.Dataset.from_tensor_slices((names, encoded)),
                                         batch_size=batch_size, skip_errors=True, verbose=False,
-                                        return_paths=True)  # fmt: skip
+                                        return_paths=True, max_pixels=max_pixels)  # fmt: skip
         caption_of = {name: caption for name, _, caption in samples}
         captions = [caption_of[name] for name in kept]
     save_npy(_shard_file(out, "img_emb", shard.number, ".npy"), embeddings.astype(np.float16))
@@ -180,7 +182,7 @@ def embed_shard(model, shard, out, batch_size=32):
 
 
 def embed_collection(model, source, out, engine="local", shard_size=DEFAULT_SHARD_SIZE, batch_size=32,
-                     workers=None, verbose=True):  # fmt: skip
+                     workers=None, verbose=True, cache_dir=None, dtype=None, max_pixels="model"):  # fmt: skip
     """Embeds a collection shard by shard into clip-retrieval's layout under `out`; resumes where it stopped.
 
     Args:
@@ -188,12 +190,15 @@ def embed_collection(model, source, out, engine="local", shard_size=DEFAULT_SHAR
             worker loads it once), or, for the local engine, a loaded `keras_clip.CLIP`.
         source: images as `plan_shards` takes them (a folder, a `.txt` file list, paths, tar shards).
         out: the collection's folder (created; a rerun with the same model and images resumes).
-        engine: "local" (this process) or "ray" (Ray Data workers; `ray.init` is called if no Ray
+        engine: "local" (this process) or "ray" (Ray actors; `ray.init` is called if no Ray
             instance is connected yet: set RAY_ADDRESS to use a cluster).
         shard_size: image files per shard.
         batch_size: images per model call.
         workers: Ray workers (None: one per 2 CPUs of the Ray cluster).
         verbose: show progress.
+        cache_dir, dtype: how a named model is loaded (as `keras_clip.load` takes them; the dtype is
+            recorded with the model: a rerun must pass the same).
+        max_pixels: images of more pixels are skipped, as `embed_images` takes it.
 
     Returns:
         `{"shards": shards in the collection, "embedded": shards embedded by this call, "rows": rows written
@@ -210,24 +215,43 @@ def embed_collection(model, source, out, engine="local", shard_size=DEFAULT_SHAR
         raise ValueError("engine='ray' loads the model on each worker: pass its name or path, not a loaded model")
     _pyarrow()
     shards = plan_shards(source, shard_size)
-    todo = start_collection(os.fspath(out), model_source, shards)
+    todo = start_collection(os.fspath(out), model_source, shards, dtype)
+    settings = ShardSettings(os.fspath(out), batch_size, max_pixels, cache_dir, dtype)
     if engine == "ray":
         from keras_clip.serving.ray_engine import embed_shards_on_ray
 
-        rows = embed_shards_on_ray(model_source, todo, os.fspath(out), batch_size, workers, verbose)
+        rows = embed_shards_on_ray(model_source, todo, settings, workers, verbose)
     else:
-        rows = _embed_shards_here(model, todo, os.fspath(out), batch_size, verbose)
+        rows = _embed_shards_here(model, todo, settings, verbose)
     return {"shards": len(shards), "embedded": len(todo), "rows": rows}
 
 
-def _embed_shards_here(model, shards, out, batch_size, verbose):
+@dataclasses.dataclass(frozen=True)
+class ShardSettings:
+    """What every shard of a collection is embedded with: where (`out`), how (`batch_size`, `max_pixels`),
+    and how a named model is loaded (`cache_dir`, `dtype`)."""
+
+    out: str
+    batch_size: int = 32
+    max_pixels: object = "model"
+    cache_dir: str = None
+    dtype: str = None
+
+    def load_model(self, model_source, verbose=False):
+        from keras_clip.checkpoints.load import load_model
+
+        return load_model(model_source, cache_dir=self.cache_dir, dtype=self.dtype, verbose=verbose)
+
+    def embed(self, model, shard):
+        return embed_shard(model, shard, self.out, self.batch_size, self.max_pixels)
+
+
+def _embed_shards_here(model, shards, settings, verbose):
     from tqdm.auto import tqdm
 
     if shards and isinstance(model, (str, os.PathLike)):
-        from keras_clip.checkpoints.load import load_model
-
-        model = load_model(os.fspath(model), verbose=verbose)
+        model = settings.load_model(os.fspath(model), verbose)
     rows = 0
     for shard in tqdm(shards, unit="shard", desc="Embedding shards", disable=not verbose):
-        rows += embed_shard(model, shard, out, batch_size)
+        rows += settings.embed(model, shard)
     return rows

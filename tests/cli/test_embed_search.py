@@ -52,6 +52,14 @@ def test_embed_refuses_images_over_max_pixels(tmp_path, capsys):
     assert "none of the 2 image files" in capsys.readouterr().err
     assert not (tmp_path / "photos.npy").exists()
 
+    # A collection in shards loads the model as asked, records its dtype, and skips what --max-pixels refuses.
+    collection = arguments[:3] + [str(tmp_path / "collection")] + arguments[4:] + ["--dtype", "float16"]
+    assert main(collection) == 0
+    assert capsys.readouterr().out.startswith(f"Embedded 0 images in 1 shards into {tmp_path / 'collection'}")
+    assert json.loads((tmp_path / "collection" / "keras_clip.json").read_text())["dtype"] == "float16"
+    assert main(collection[:-1] + ["float32"]) == 1
+    assert "holds the embeddings of other model" in capsys.readouterr().err
+
 
 def test_index_then_search_prints_what_the_embeddings_file_gives(checkpoint, tmp_path, capsys):
     rng = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""`keras-clip embed --engine ray`: Ray Data workers write what `embed_images` computes; after a kill, a rerun
+"""`keras-clip embed --engine ray`: Ray workers write what `embed_images` computes; after a kill, a rerun
 embeds only the lost shards (here with the local engine: the plan and its resumption are the same for both)."""
 
 import json

@@ -43,10 +43,10 @@ def test_a_rerun_embeds_only_the_shards_not_done(model, tmp_path, monkeypatch):
     out = str(tmp_path / "out")
     embed_shard = shards_module.embed_shard
 
-    def killed_at_the_third_shard(model, shard, out, batch_size=32):
+    def killed_at_the_third_shard(model, shard, *args):
         if shard.number == 2:
             raise KeyboardInterrupt
-        return embed_shard(model, shard, out, batch_size)
+        return embed_shard(model, shard, *args)
 
     monkeypatch.setattr(shards_module, "embed_shard", killed_at_the_third_shard)
     with pytest.raises(KeyboardInterrupt):
@@ -93,7 +93,7 @@ def test_the_plan_names_the_model_and_every_shard(model, tmp_path):
     assert [list(shard.inputs) for shard in shards] == [paths[:3], paths[3:]]
     embed_collection(model, str(tmp_path / "list.txt"), str(tmp_path / "out"), shard_size=3, verbose=False)
     plan = json.loads((tmp_path / "out" / "keras_clip.json").read_text())
-    assert plan == {"model": None, "shards": [["files", paths[:3]], ["files", paths[3:]]]}
+    assert plan == {"model": None, "dtype": None, "shards": [["files", paths[:3]], ["files", paths[3:]]]}
     with pytest.raises(ValueError, match="engine must be one of"):
         embed_collection(model, paths, str(tmp_path / "other"), engine="spark")
     with pytest.raises(ValueError, match="pass its name or path, not a loaded model"):
