@@ -26,6 +26,7 @@ _PUBLIC = {
     "tokenize": "keras_clip.text.tokenizer",
     "Tokenizer": "keras_clip.text.tokenizer",
     "SentencePieceTokenizer": "keras_clip.text.sentencepiece_tokenizer",
+    "GemmaTokenizer": "keras_clip.text.gemma_tokenizer",
     "get_tokenizer": "keras_clip.checkpoints.tokenizers",
     "IMAGENET_TEMPLATES": "keras_clip.text.templates",
     "SIMPLE_TEMPLATES": "keras_clip.text.templates",

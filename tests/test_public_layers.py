@@ -18,7 +18,7 @@ from tests.helpers.images import photographs, resized
 from tests.helpers.layer_checks import run_layer_checks
 from tests.helpers.model_inputs import random_tokens
 from tests.helpers.openai_reference import reference_module
-from tests.helpers.sentencepiece_models import siglip_like_model
+from tests.helpers.sentencepiece_models import gemma_like_model, siglip_like_model
 
 rng = np.random.default_rng(0)
 SEQUENCE = rng.normal(size=(2, 7, 64)).astype("float32")
@@ -75,6 +75,8 @@ CASES = {
     "SentencePieceTokenizer": (dict(model="base64:" + base64.b64encode(siglip_like_model()).decode(),
                                     context_length=16),
                                tf.constant(["a photo of a cat", "Σ </s> \U0001f600", ""]), (3, 16), lambda: 0),
+    "GemmaTokenizer": (dict(model="base64:" + base64.b64encode(gemma_like_model()).decode(), context_length=16),
+                       tf.constant(["a photo of a cat", "Σ <eos> \U0001f600", ""]), (3, 16), lambda: 0),
     "ImagePreprocessor": (dict(image_resolution=32, parallel_iterations=2), PHOTOS, (2, 32, 32, 3), lambda: 0),
     "TrainingAugmentation": (dict(image_resolution=32, seed=3), PHOTOS, (2, 32, 32, 3), lambda: 0),
 }  # fmt: skip

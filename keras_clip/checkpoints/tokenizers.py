@@ -1,4 +1,5 @@
-"""The tokenizer a checkpoint needs: CLIP's byte-pair encoding, or SigLIP's SentencePiece model from its files."""
+"""The tokenizer a checkpoint needs: CLIP's byte-pair encoding, or SigLIP's / SigLIP 2's SentencePiece model
+from its files."""
 
 import json
 import os
@@ -7,7 +8,8 @@ from keras_clip.checkpoints.hub import download_from_hub
 from keras_clip.models.presets import PRESETS, find_preset, unknown_model_message
 
 HUB_PREFIX = "hf-hub:"
-SENTENCEPIECE_FILE = "spiece.model"
+SENTENCEPIECE_FILE = "spiece.model"  # SigLIP's
+GEMMA_FILE = "tokenizer.model"  # SigLIP 2's
 
 
 def get_tokenizer(name_or_path, context_length=None, verbose=True):
@@ -15,15 +17,16 @@ def get_tokenizer(name_or_path, context_length=None, verbose=True):
 
     Args:
         name_or_path: a released model's name (as `keras_clip.load` takes it), "hf-hub:<repo id>" of a
-            released model, or a checkpoint folder (a transformers SigLIP folder holds `spiece.model`).
+            released model, or a checkpoint folder (a transformers SigLIP folder holds `spiece.model`, a
+            SigLIP 2 folder `tokenizer.model`).
         context_length: token positions per text (None: the checkpoint's, e.g. 77 for CLIP, 64 for SigLIP).
         verbose: show download progress.
 
     Returns:
-        A `keras_clip.Tokenizer` (CLIP's byte-pair encoding) or a `SentencePieceTokenizer` (SigLIP's).
+        A `keras_clip.Tokenizer` (CLIP's byte-pair encoding), a `SentencePieceTokenizer` (SigLIP's) or a
+        `GemmaTokenizer` (SigLIP 2's, lower-casing as SigLIP 2 was trained).
 
     Raises:
-        NotImplementedError: SigLIP 2's Gemma tokenizer (not in keras_clip yet).
         ValueError: neither a released model nor a folder.
 
     Example:
@@ -43,25 +46,23 @@ def get_tokenizer(name_or_path, context_length=None, verbose=True):
     length = context_length or preset.context_length
     if preset.tokenizer == "clip_bpe":
         return _clip_tokenizer(length)
-    if preset.tokenizer == "siglip_sentencepiece":
-        path = download_from_hub(preset.checkpoint.hub_repo, (SENTENCEPIECE_FILE,), verbose=verbose)
-        return _sentencepiece_tokenizer(path, length)
-    raise NotImplementedError(
-        f"{preset.name} uses SigLIP 2's Gemma tokenizer, which keras_clip does not have yet: tokenize with "
-        "transformers' AutoTokenizer (lower-cased text, padding='max_length', max_length=64) and pass the ids"
-    )
+    file = SENTENCEPIECE_FILE if preset.tokenizer == "siglip_sentencepiece" else GEMMA_FILE
+    path = download_from_hub(preset.checkpoint.hub_repo, (file,), verbose=verbose)
+    return _sentencepiece_tokenizer(path, length)
 
 
 def _folder_tokenizer(folder, context_length):
-    """SigLIP's SentencePiece model if the folder has one, else CLIP's tokenizer; the length from config.json."""
+    """SigLIP's or SigLIP 2's SentencePiece model if the folder has one, else CLIP's tokenizer; the length from
+    config.json."""
     config_path = os.path.join(folder, "config.json")
     text_config = {}
     if os.path.isfile(config_path):
         with open(config_path, encoding="utf-8") as handle:
             text_config = json.load(handle).get("text_config") or {}
-    spiece = os.path.join(folder, SENTENCEPIECE_FILE)
-    if os.path.isfile(spiece):
-        return _sentencepiece_tokenizer(spiece, context_length or text_config.get("max_position_embeddings", 64))
+    for file in (SENTENCEPIECE_FILE, GEMMA_FILE):
+        if os.path.isfile(os.path.join(folder, file)):
+            length = context_length or text_config.get("max_position_embeddings", 64)
+            return _sentencepiece_tokenizer(os.path.join(folder, file), length)
     return _clip_tokenizer(context_length or text_config.get("max_position_embeddings", 77))
 
 
@@ -72,6 +73,11 @@ def _clip_tokenizer(context_length):
 
 
 def _sentencepiece_tokenizer(path, context_length):
+    """SigLIP's tokenizer for a `spiece.model`, SigLIP 2's for Gemma's `tokenizer.model`."""
+    if os.path.basename(path) == GEMMA_FILE:
+        from keras_clip.text.gemma_tokenizer import GemmaTokenizer
+
+        return GemmaTokenizer(path, context_length=context_length)
     from keras_clip.text.sentencepiece_tokenizer import SentencePieceTokenizer
 
     return SentencePieceTokenizer(path, context_length=context_length)

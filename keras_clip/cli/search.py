@@ -6,7 +6,7 @@ Examples:
 """
 
 from keras_clip.cli import arguments
-from keras_clip.cli.loading import load_clip
+from keras_clip.cli.loading import load_clip, model_tokenizer
 
 
 def add_arguments(parser):
@@ -32,7 +32,7 @@ def run(args):
     if args.model is None:
         raise arguments.UsageError(f"{args.embeddings} does not say which model made it: pass --model")
     model = load_clip(args)
-    queries = embed_texts(model, args.query, verbose=False)
+    queries = embed_texts(model, args.query, verbose=False, tokenizer=model_tokenizer(args, model))
     if queries.shape[1] != index.dimension:
         raise ValueError(
             f"{args.model} embeds in {queries.shape[1]} dimensions but {args.embeddings} holds {index.dimension}"

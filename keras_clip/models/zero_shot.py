@@ -9,7 +9,7 @@ from keras import ops
 from tqdm.auto import tqdm
 
 from keras_clip.text.templates import IMAGENET_TEMPLATES, resolve_templates
-from keras_clip.text.tokenizer import tokenize
+from keras_clip.text.tokenizer import text_tokenizer, tokenize
 from keras_clip.utils.normalization import l2_normalize
 
 # Set while `from_config` rebuilds a saved classifier: its class embeddings come from the saved weight.
@@ -111,9 +111,9 @@ class ZeroShotClassifier(keras.Model):
         for attribute in ("encode_image", "encode_text", "logit_scale", "embed_dim", "image_resolution"):
             if not hasattr(clip_model, attribute):
                 raise TypeError(f"clip_model must be a keras_clip.CLIP, got {type(clip_model).__name__}")
-        if getattr(clip_model, "logit_bias", None) is not None and tokenizer is None and not _RESTORING.get():
-            raise ValueError("A SigLIP model's class names need its tokenizer: "
-                             "ZeroShotClassifier(model, classnames, tokenizer=keras_clip.get_tokenizer(name))")
+        if not _RESTORING.get():  # a restored classifier has its class embeddings: no tokenizer is needed
+            tokenizer = text_tokenizer(clip_model, tokenizer, "class names", "ZeroShotClassifier(model, classnames, ",
+                                       truncate=False)  # fmt: skip
         self.clip_model = clip_model
         # Tuples: Keras would wrap lists in tracked containers. `classnames` / `templates` give lists.
         self._classnames = tuple(classnames)

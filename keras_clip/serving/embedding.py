@@ -12,7 +12,7 @@ from keras_clip.image.decoding import decode_image
 from keras_clip.image.files import list_image_files
 from keras_clip.image.preprocessing import preprocess_image
 from keras_clip.text.python_texts import texts_to_tensor
-from keras_clip.text.tokenizer import Tokenizer
+from keras_clip.text.tokenizer import text_tokenizer
 from keras_clip.utils.atomic_files import save_npy
 from keras_clip.utils.normalization import l2_normalize
 
@@ -183,16 +183,6 @@ def embed_images(model, images, batch_size=32, normalize=True, output=None, skip
     return (result, kept_paths) if return_paths else result
 
 
-def text_tokenizer(model, tokenizer, call):
-    """`tokenizer`, or CLIP's for the model when None; a SigLIP model has no default (ValueError naming `call`,
-    the start of the call that needs `tokenizer=`)."""
-    if tokenizer is not None:
-        return tokenizer
-    if model.logit_bias is not None:
-        raise ValueError(f"A SigLIP model's texts need its tokenizer: {call}tokenizer=keras_clip.get_tokenizer(name))")
-    return Tokenizer(context_length=model.context_length, truncate=True)
-
-
 def embed_texts(model, texts, batch_size=256, normalize=True, output=None, verbose=True, tokenizer=None):
     """Text embeddings of a list of strings or a tf.data.Dataset of scalar strings, as a numpy array.
 
@@ -217,7 +207,7 @@ def embed_texts(model, texts, batch_size=256, normalize=True, output=None, verbo
         texts = list(texts)
         total = len(texts)
         texts = tf.data.Dataset.from_tensor_slices(texts_to_tensor(texts, "embed_texts"))
-    tokenizer = text_tokenizer(model, tokenizer, "embed_texts(model, texts, ")
+    tokenizer = text_tokenizer(model, tokenizer, "texts", "embed_texts(model, texts, ")
     dataset = texts.batch(batch_size).map(tokenizer, num_parallel_calls=_preprocessing_threads()).prefetch(2)
     features = []
     with tqdm(total=total, unit="text", desc="Embedding texts", disable=not verbose) as bar:

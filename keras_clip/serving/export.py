@@ -18,7 +18,7 @@ from keras_clip.image.preprocessing import preprocess_image
 from keras_clip.models.clip import CLIP
 from keras_clip.models.zero_shot import ZeroShotClassifier
 from keras_clip.serving.search import check_top_k
-from keras_clip.text.tokenizer import Tokenizer
+from keras_clip.text.tokenizer import text_tokenizer
 from keras_clip.utils.atomic_files import atomic_directory
 
 # Encoded images of a request are decoded and resized one after another: a batch of 24-megapixel
@@ -89,7 +89,7 @@ def _preprocess(image_bytes, preprocessing):
     return preprocess_image(image_bytes, **settings, parallel_iterations=IMAGES_DECODED_AT_ONCE)
 
 
-def _export_archive(obj, top_k, tokenizer=None):
+def _export_archive(obj, top_k, tokenizer):
     """A Keras ExportArchive with every signature; its first endpoint is also `serving_default`.
 
     Keras' archive saves the tf.Variables the signatures read (not the Keras variable wrappers, which
@@ -97,8 +97,6 @@ def _export_archive(obj, top_k, tokenizer=None):
     loaders (TensorFlow Serving, `saved_model_cli run`) restore every variable the graph reads.
     """
     model = obj if isinstance(obj, CLIP) else obj.clip_model
-    if tokenizer is None:
-        tokenizer = Tokenizer(context_length=model.context_length, truncate=True)
     endpoints = {}
     if obj is not model:
         endpoints["classify"] = _classify_endpoint(obj, top_k)
@@ -152,9 +150,7 @@ def export_saved_model(obj, export_dir, top_k=5, tokenizer=None):
         raise TypeError(f"export_saved_model takes a keras_clip.CLIP or ZeroShotClassifier, got {type(obj).__name__}")
     check_top_k(top_k)
     model = obj if isinstance(obj, CLIP) else obj.clip_model
-    if model.logit_bias is not None and tokenizer is None:
-        raise ValueError("A SigLIP model's text signatures need its tokenizer: "
-                         "export_saved_model(model, export_dir, tokenizer=keras_clip.get_tokenizer(name))")
+    tokenizer = text_tokenizer(model, tokenizer, "text signatures", "export_saved_model(model, export_dir, ")
 
     export_dir = os.path.abspath(os.fspath(export_dir))
     with atomic_directory(export_dir) as temporary:

@@ -42,10 +42,11 @@ class QueryEmbedder:
     def __init__(self, model, tokenizer=None):
         import tensorflow as tf
 
-        from keras_clip.serving.embedding import encoded_image_embedder, text_tokenizer
+        from keras_clip.serving.embedding import encoded_image_embedder
+        from keras_clip.text.tokenizer import text_tokenizer
 
         self.model = model
-        self.tokenizer = text_tokenizer(model, tokenizer, "create_app(index, model, ")
+        self.tokenizer = text_tokenizer(model, tokenizer, "queries", "create_app(index, model, ")
         self._image_embedder = encoded_image_embedder(model)
         self._tf = tf
 

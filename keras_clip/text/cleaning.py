@@ -118,8 +118,10 @@ class TextCleaner(tf.Module):
             )
             non_ascii_lower = {ch: low for ch, low in codepoint_map("lowercase").items() if ord(ch) >= 128}
             self._lowercase = _string_table(non_ascii_lower)
+            self._newer_lowercase = _string_table(codepoint_map("tokenizers_lowercase_additions"))
         self._ftfy_chars_pattern = _codepoint_class(int(k) for k in t["ftfy_char_map"])
         self._lowercase_pattern = _codepoint_class(ord(ch) for ch in non_ascii_lower)
+        self._newer_lowercase_pattern = _codepoint_class(int(k) for k in t["tokenizers_lowercase_additions"])
         self._control_pattern = char_class(t["ftfy_control_chars"])
         digit = char_class(t["python_decimal_digits"])
         self._terminal_escape_pattern = f"\\x1b\\[(?:{digit}|;)*[a-zA-Z]"
@@ -233,3 +235,9 @@ class TextCleaner(tf.Module):
         texts = tf.strings.regex_replace(texts, self._final_sigma_pattern, "\\1\\2\u03c2\\3\\4")
         texts = tf.strings.lower(texts)  # ASCII only; the table does the rest, as Python would
         return _translate(texts, self._lowercase_pattern, self._lowercase)
+
+    def lower_each_character(self, texts):
+        """Each character lower-cased on its own, as Rust's `char::to_lowercase` (Hugging Face tokenizers'
+        `Lowercase`): no final-sigma rule ("Σ" is always "σ"), and the capitals newer Unicode added."""
+        texts = _translate(tf.strings.lower(texts), self._lowercase_pattern, self._lowercase)
+        return _translate(texts, self._newer_lowercase_pattern, self._newer_lowercase)

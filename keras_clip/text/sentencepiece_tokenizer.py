@@ -9,7 +9,6 @@ TensorFlow string ops, what `SiglipTokenizer` does around it, per text:
     -> ids cut to `context_length - 1`, "</s>" appended unless last, padded with the pad id.
 """
 
-import base64
 import functools
 
 import keras
@@ -18,6 +17,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from keras_clip.text.cleaning import TextCleaner, char_class
+from keras_clip.text.sentencepiece_models import encode_model_bytes, read_model_bytes
 from keras_clip.text.tokenizer_layer import TokenizerLayer
 
 SPIECE_UNDERLINE = "\u2581"
@@ -29,25 +29,10 @@ SPECIAL_TOKENS = ("</s>", "<unk>")
 NUL_STAND_IN = "\U0010ffff"
 
 
-INLINE_PREFIX = "base64:"
-
-
 @functools.lru_cache(maxsize=None)
-def _shared_cleaner():
+def shared_cleaner():
     """One `TextCleaner` (for its `str.lower`) per process, shared by every tokenizer: its tables are large."""
     return TextCleaner()
-
-
-def _read_model(model):
-    """A SentencePiece model's bytes from bytes, "base64:<text>" or a path."""
-    if isinstance(model, bytes):
-        return model
-    if model.startswith(INLINE_PREFIX):
-        return base64.b64decode(model[len(INLINE_PREFIX):])
-    if not tf.io.gfile.exists(model):
-        raise FileNotFoundError(f"No SentencePiece model at {model}")
-    with tf.io.gfile.GFile(model, "rb") as handle:
-        return handle.read()
 
 
 @keras.saving.register_keras_serializable(package="keras_clip")
@@ -77,8 +62,8 @@ class SentencePieceTokenizer(TokenizerLayer):
         self.lowercase = bool(lowercase)
         if model is None:
             raise ValueError("SentencePieceTokenizer needs the SentencePiece model: model= (a path or bytes)")
-        self._proto = _read_model(model)
-        self._cleaner = _shared_cleaner() if self.lowercase else None
+        self._proto = read_model_bytes(model)
+        self._cleaner = shared_cleaner() if self.lowercase else None
         self._whitespace = char_class(PYTHON_WHITESPACE)
         proto = self._proto
         self._sentencepiece = tf_text.SentencepieceTokenizer(model=proto, out_type=tf.int32)
@@ -98,7 +83,7 @@ class SentencePieceTokenizer(TokenizerLayer):
     def get_config(self):
         config = super().get_config()
         config.update(context_length=self.context_length, lowercase=self.lowercase,
-                      model=INLINE_PREFIX + base64.b64encode(self._proto).decode("ascii"))  # fmt: skip
+                      model=encode_model_bytes(self._proto))  # fmt: skip
         return config
 
     def _canonical(self, pieces):

@@ -219,3 +219,14 @@ def tokenize(texts, context_length=77, truncate=False):
     if not texts:
         return np.zeros((0, context_length), np.int32)
     return np.asarray(tokenizer(texts_to_tensor(texts, "tokenize")))
+
+
+def text_tokenizer(model, tokenizer, what, call, truncate=True):
+    """`tokenizer`, or CLIP's for the model when None (cutting long texts with `truncate`, else refusing them).
+    A SigLIP model has no default: ValueError saying its `what` (e.g. "texts") need one, and how to pass it
+    (`call`: the start of the call, up to `tokenizer=`)."""
+    if tokenizer is not None:
+        return tokenizer
+    if getattr(model, "logit_bias", None) is not None:
+        raise ValueError(f"A SigLIP model's {what} need its tokenizer: {call}tokenizer=keras_clip.get_tokenizer(name))")
+    return Tokenizer(context_length=model.context_length, truncate=truncate)

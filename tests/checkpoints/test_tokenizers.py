@@ -7,9 +7,15 @@ import numpy as np
 import pytest
 
 import keras_clip
+from keras_clip.text.gemma_tokenizer import GemmaTokenizer
 from keras_clip.text.sentencepiece_tokenizer import SentencePieceTokenizer
 from keras_clip.text.tokenizer import Tokenizer
-from tests.helpers.sentencepiece_models import siglip_like_model, write_siglip_like_model
+from tests.helpers.sentencepiece_models import (
+    gemma_like_model,
+    siglip_like_model,
+    write_gemma_like_folder,
+    write_siglip_like_model,
+)
 
 TEXTS = ["a photo of a cat", "Schöne Grüße, München!", "猫が窓に座っている 😀", ""]
 
@@ -49,8 +55,18 @@ def test_siglip_release_downloads_its_sentencepiece_model(hub, tmp_path):
     assert keras_clip.get_tokenizer("ViT-SO400M-14-SigLIP/webli", verbose=False).context_length == 16
 
 
-def test_siglip2_and_unknown_names_are_named():
-    with pytest.raises(NotImplementedError, match="ViT-B-16-SigLIP2/webli uses SigLIP 2's Gemma tokenizer"):
-        keras_clip.get_tokenizer("ViT-B-16-SigLIP2/webli")
+def test_siglip2_folder_and_release_give_gemmas_tokenizer(hub, tmp_path):
+    from transformers import AutoTokenizer
+
+    folder = write_gemma_like_folder(tmp_path / "siglip2", "Siglip2Tokenizer")
+    expected = AutoTokenizer.from_pretrained(folder)(TEXTS, padding="max_length", max_length=64, truncation=True)
+    hub.publish("google/siglip2-base-patch16-224", "tokenizer.model", gemma_like_model())
+    for name in (folder, "ViT-B-16-SigLIP2/webli", "hf-hub:google/siglip2-base-patch16-224"):
+        tokenizer = keras_clip.get_tokenizer(name, verbose=False)
+        assert isinstance(tokenizer, GemmaTokenizer) and tokenizer.lowercase
+        np.testing.assert_array_equal(tokenizer(TEXTS).numpy(), expected["input_ids"])
+
+
+def test_unknown_names_are_named():
     with pytest.raises(ValueError, match="Unknown CLIP model 'ViT-Q-99'.*or a checkpoint folder"):
         keras_clip.get_tokenizer("ViT-Q-99")

@@ -8,8 +8,11 @@ from keras_clip.cli import main
 from keras_clip.serving.embedding import embed_texts
 from keras_clip.serving.index import load_index
 from keras_clip.serving.search import search
+from keras_clip.text.sentencepiece_tokenizer import SentencePieceTokenizer
+from tests.helpers import siglip_reference
 from tests.helpers.cli import embeddings_file, failure, run
 from tests.helpers.images import write_photos
+from tests.helpers.sentencepiece_models import write_siglip_like_model
 from tests.helpers.tiny_models import tiny_clip
 
 
@@ -109,3 +112,21 @@ def test_serve_loads_the_index_and_its_model_once_and_serves_the_page(checkpoint
     assert printed.strip() == f"Serving 6 images of {tmp_path / 'photos.index'} on http://127.0.0.1:8123 (Ctrl+C stops)"
     answer = TestClient(served["app"]).get("/search", params={"q": "a dog", "k": 6}).json()
     assert sorted(item["path"] for item in answer["results"]) == sorted(paths)
+
+
+def test_search_with_a_siglip_folder_tokenizes_with_its_sentencepiece_model(tmp_path, capsys):
+    folder = siglip_reference.write_transformers_folder(
+        tmp_path / "siglip", siglip_reference.reference_model(siglip_reference.siglip_config("siglip_b16"), seed=2)
+    )
+    write_siglip_like_model(tmp_path / "siglip" / "spiece.model")
+    rng = np.random.default_rng(3)
+    embeddings_file(tmp_path / "photos.npy", rng.normal(size=(5, 128)).astype(np.float32), folder)
+    status, printed, _ = run(capsys, "search", tmp_path / "photos.npy", "a photo of a cat", "--top-k", "5")
+    assert status == 0, printed
+    from keras_clip.checkpoints.load import load_model
+
+    model = load_model(folder, verbose=False)
+    tokenizer = SentencePieceTokenizer(str(tmp_path / "siglip" / "spiece.model"), context_length=model.context_length)
+    query = embed_texts(model, ["a photo of a cat"], verbose=False, tokenizer=tokenizer)
+    rows, scores = search(np.load(tmp_path / "photos.npy"), query, top_k=5)
+    assert [line.split()[1] for line in printed.strip().split("\n")[1:]] == [f"{s:.4f}" for s in scores[0]]

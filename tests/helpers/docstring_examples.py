@@ -24,7 +24,7 @@ import tensorflow as tf
 
 import keras_clip
 from tests.helpers import caption_files, evaluation_data, images
-from tests.helpers.sentencepiece_models import write_siglip_like_model
+from tests.helpers.sentencepiece_models import write_gemma_like_folder, write_siglip_like_model
 from tests.helpers.tiny_models import TINY_VIT, tiny_clip
 
 SUBPACKAGES = ("data", "evaluation", "training", "layers", "losses")
@@ -165,6 +165,8 @@ def write_example_files(folder):
     write_siglip_like_model(os.path.join(siglip, "spiece.model"))
     with open(os.path.join(siglip, "config.json"), "w", encoding="utf-8") as handle:
         json.dump({"model_type": "siglip", "text_config": {"max_position_embeddings": 64}}, handle)
+    # siglip2-base-patch16-224/: a SigLIP 2 folder's tokenizer files (a Gemma-like model trained in the tests).
+    write_gemma_like_folder(os.path.join(folder, "siglip2-base-patch16-224"))
 
 
 def tiny_release(name="ViT-B/32"):

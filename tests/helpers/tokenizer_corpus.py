@@ -173,3 +173,13 @@ def benchmark_captions(count=10000, seed=7):
             text += f" #{rng.randrange(10000)}"
         out.append(text)
     return out
+
+
+def assert_same_ids(corpus, expected, ours):
+    """Every row of `ours` (ids of at least 2,000 texts) equals the reference's; else the first differing texts."""
+    import numpy as np
+
+    ours = np.asarray(ours)
+    differing = np.flatnonzero((ours != expected).any(axis=1))
+    assert len(corpus) >= 2000 and not differing.size, [(corpus[i], ours[i][:12], expected[i][:12])
+                                                        for i in differing[:3]]  # fmt: skip

@@ -2,11 +2,12 @@
 
 OpenAI's tokenizer mixes three Unicode databases: the `regex` module's (its split pattern, compiled
 with IGNORECASE, and `\\s`), Python's own (`str.lower`, `str.strip`, NFC, `re`'s `\\d`) and ftfy's
-tables. `keras_clip/text/assets/clip_text_tables.json` holds what the in-graph tokenizer needs from
-them as plain data; this module rebuilds that data from the installed reference packages so a
-test can prove the shipped file is exactly what the reference does, codepoint by codepoint.
+tables; SigLIP 2's lower-cases with a fourth, Rust's (Hugging Face tokenizers').
+`keras_clip/text/assets/clip_text_tables.json` holds what the in-graph tokenizers need from them as
+plain data; this module rebuilds that data from the installed reference packages so a test can prove
+the shipped file is exactly what the reference does, codepoint by codepoint.
 
-Regenerate after upgrading Python, `regex`, ftfy or tensorflow-text:
+Regenerate after upgrading Python, `regex`, ftfy, tokenizers or tensorflow-text:
     python -m tests.helpers.tokenizer_tables --write
 """
 
@@ -84,6 +85,20 @@ def python_tables():
         "python_whitespace": _ranges(c for c in _CODEPOINTS if chr(c).isspace()),
         "python_decimal_digits": _ranges(_matching(re, r"\d")),
     }
+
+
+def tokenizers_tables():
+    """What Hugging Face tokenizers' `Lowercase` (Rust's `char::to_lowercase`, a newer Unicode) maps that
+    Python's `str.lower` of the same character does not (SigLIP 2's tokenizer lower-cases with it)."""
+    from tokenizers import normalizers
+
+    lowercase = normalizers.Lowercase()
+    additions = {}
+    for c in _CODEPOINTS:
+        lowered = lowercase.normalize_str(chr(c))
+        if lowered != chr(c).lower():
+            additions[str(c)] = lowered
+    return {"tokenizers_lowercase_additions": additions}
 
 
 def ftfy_tables():
@@ -165,6 +180,7 @@ def nfc_protected_codepoints():
 def build_tables():
     import ftfy
     import regex
+    import tokenizers
 
     tables = {
         "about": (
@@ -175,10 +191,12 @@ def build_tables():
             "python_unicode": unicodedata.unidata_version,
             "regex": regex.__version__,
             "ftfy": ftfy.__version__,
+            "tokenizers": tokenizers.__version__,
         },
     }
     tables.update(split_pattern_tables())
     tables.update(python_tables())
+    tables.update(tokenizers_tables())
     tables.update(ftfy_tables())
     tables.update(html_tables())
     tables["nfc_protected"] = nfc_protected_codepoints()

@@ -1,8 +1,9 @@
-"""A SigLIP zero-shot classifier exported as a SavedModel: its SentencePiece tokenizer and preprocessing in the graph.
+"""SigLIP zero-shot classifiers exported as SavedModels: their SentencePiece tokenizer and preprocessing in the graph.
 
 Served in a fresh TensorFlow process (tests/helpers/saved_model_serving.py: `tf.saved_model.load` and a
 TF 1 Session as tensorflow_model_server runs it, keras and keras_clip unimportable), every signature answers
-as the eager model does, within 1e-5: text through the model's `SentencePieceTokenizer`, images through the
+as the eager model does, within 1e-5: text through SigLIP's `SentencePieceTokenizer` (or SigLIP 2's
+`GemmaTokenizer`), images through the
 model's own preprocessing (SigLIP's: squash, mean and std 0.5), `classify` with per-class sigmoids.
 """
 
@@ -15,23 +16,27 @@ from keras_clip.image.preprocessing import ImagePreprocessor
 from keras_clip.image.settings import Preprocessing
 from keras_clip.models.zero_shot import ZeroShotClassifier
 from keras_clip.serving.export import export_saved_model
+from keras_clip.text.gemma_tokenizer import GemmaTokenizer
 from keras_clip.text.sentencepiece_tokenizer import SentencePieceTokenizer
 from tests.helpers import images
 from tests.helpers.saved_model_serving import CORE_OPS, TF_TEXT_OPS, exported_op_types, serve_in_fresh_process
-from tests.helpers.sentencepiece_models import siglip_like_model
+from tests.helpers.sentencepiece_models import gemma_like_model, siglip_like_model
 from tests.helpers.tiny_models import TINY_SIGLIP, tiny_clip
 
 TOLERANCE = 1e-5
-TEXTS = ["a photo of a cat", "Schöne Grüße </s> aus München!", ""]
+TEXTS = ["a photo of a cat", "Schöne Grüße </s> aus München!", "A <eos> and <start_of_turn>", ""]
 CLASSNAMES = ["cat", "dog", "red table"]
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+@pytest.fixture(scope="module", params=["siglip", "siglip2"])
+def exported(tmp_path_factory, request):
     model = tiny_clip(seed=5, **TINY_SIGLIP)
     model.preprocessing = Preprocessing(model.image_resolution, mean=(0.5,) * 3, std=(0.5,) * 3,
                                         resize_mode="squash")  # fmt: skip
-    tokenizer = SentencePieceTokenizer(siglip_like_model(), context_length=model.context_length)
+    if request.param == "siglip":
+        tokenizer = SentencePieceTokenizer(siglip_like_model(), context_length=model.context_length)
+    else:
+        tokenizer = GemmaTokenizer(gemma_like_model(), context_length=model.context_length)
     classifier = ZeroShotClassifier(model, CLASSNAMES, templates=["a photo of a {}."], tokenizer=tokenizer,
                                     verbose=False)  # fmt: skip
     export_dir = str(tmp_path_factory.mktemp("siglip") / "1")

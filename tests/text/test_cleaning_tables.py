@@ -16,7 +16,7 @@ def tables():
         "split_letters", "split_numbers", "split_unmatched", "split_literal_equivalents", "regex_whitespace",
         "lowercase", "sigma_cased", "sigma_case_ignorable", "python_whitespace", "python_decimal_digits",
         "ftfy_char_map", "ftfy_control_chars", "ftfy_html_entities", "html_invalid_charrefs",
-        "html_invalid_codepoints", "nfc_protected",
+        "html_invalid_codepoints", "nfc_protected", "tokenizers_lowercase_additions",
     ],
 )
 def test_shipped_table_equals_reference(tables, key):
@@ -33,4 +33,5 @@ def test_tables_have_the_known_shape(tables):
     assert [0x345, 0x345] in shipped["split_unmatched"]
     assert shipped["split_literal_equivalents"]["s"] == [ord("S"), ord("s"), 0x17F]
     assert shipped["lowercase"][str(0x130)] == "i\u0307"
+    assert shipped["tokenizers_lowercase_additions"][str(0x10D57)] == "\U00010d77"  # Garay, Unicode 16
     assert shipped["ftfy_char_map"][str(0x3000)] == " " and shipped["ftfy_char_map"][str(0xFB01)] == "fi"

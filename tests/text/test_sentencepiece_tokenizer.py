@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from keras_clip.text.sentencepiece_tokenizer import SentencePieceTokenizer
 from tests.helpers.sentencepiece_models import siglip_like_model, write_siglip_like_model
-from tests.helpers.tokenizer_corpus import build_corpus
+from tests.helpers.tokenizer_corpus import assert_same_ids, build_corpus
 
 CONTEXT_LENGTH = 64
 SPECIAL_CASES = ["hello </s> world", "a </s>", "</s>", "<unk>x", " <unk> ", "x</s>", "a\u2581b", "</s></s> x",
@@ -44,13 +44,6 @@ def reference(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tokenizer():
     return SentencePieceTokenizer(siglip_like_model(), context_length=CONTEXT_LENGTH)
-
-
-def assert_same_ids(corpus, expected, ours):
-    ours = np.asarray(ours)
-    differing = np.flatnonzero((ours != expected).any(axis=1))
-    assert len(corpus) >= 2000 and not differing.size, [(corpus[i], ours[i][:12], expected[i][:12])
-                                                        for i in differing[:3]]  # fmt: skip
 
 
 def test_eager_ids_equal_siglip_tokenizer(reference, tokenizer):
