@@ -18,7 +18,6 @@ import os
 
 from tqdm.auto import tqdm
 
-
 RETRIES = 2  # restarts of a dead actor, and retries of the shard it held
 
 

@@ -11,8 +11,6 @@ ships) and reproduces, with core TensorFlow string ops, what transformers does a
     -> ids cut to `context_length - 1`, "<eos>" appended, padded with "<pad>" on the right.
 """
 
-import re
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -23,6 +21,11 @@ from keras_clip.text.sentencepiece_tokenizer import NUL_STAND_IN, shared_cleaner
 from keras_clip.text.tokenizer_layer import TokenizerLayer
 
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>", "<unk>")
+
+
+def _re2_literal(text):
+    """An RE2 pattern matching exactly `text` (every character but ASCII letters and digits as \\x{...})."""
+    return "".join(ch if ch.isascii() and ch.isalnum() else f"\\x{{{ord(ch):x}}}" for ch in text)
 
 
 @keras.saving.register_keras_serializable(package="keras_clip")
@@ -63,7 +66,7 @@ class GemmaTokenizer(TokenizerLayer):
             raise ValueError(f"Not a Gemma SentencePiece model: its ids of {SPECIAL_TOKENS} are {ids[:4]}")
         self.pad_id, self.eos_id = ids[0], ids[1]
         # Longest first: RE2 takes the first alternative that matches, transformers the longest token.
-        self._split_pattern = "|".join(re.escape(name) for name in names)
+        self._split_pattern = "|".join(_re2_literal(name) for name in names)
         with tf.init_scope():
             self._piece_ids = tf.lookup.StaticHashTable(
                 tf.lookup.KeyValueTensorInitializer(tf.constant(names), tf.constant(ids, tf.int32)), default_value=-1

@@ -93,3 +93,13 @@ def test_context_length_scalars_and_bad_arguments():
         GemmaTokenizer(gemma_like_model(), context_length=0)
     with pytest.raises(ValueError, match="Not a Gemma SentencePiece model"):
         GemmaTokenizer(siglip_like_model())
+
+
+def test_token_names_split_as_literals_whatever_their_characters():
+    import tensorflow_text as tf_text
+
+    from keras_clip.text.gemma_tokenizer import _re2_literal
+
+    pattern = _re2_literal("<a\tb|c>.\u2581")
+    pieces = tf_text.regex_split(tf.constant(["x<a\tb|c>.\u2581y<a b|c>.\u2581"]), pattern, pattern)
+    assert [piece.decode() for piece in pieces.to_list()[0]] == ["x", "<a\tb|c>.\u2581", "y<a b|c>.\u2581"]
