@@ -18,6 +18,7 @@ Usage: python benchmarks/embedding.py [--model ViT-B/32] [--images 2000] [--batc
 """
 
 import argparse
+import itertools
 import os
 import sys
 import tempfile
@@ -121,7 +122,7 @@ def ray_engine_run(model, folder, args):
     work = tempfile.TemporaryDirectory()
     model_path = os.path.join(work.name, "model.keras")
     model.save(model_path)
-    runs = iter(range(1_000_000))
+    runs = itertools.count()
 
     def run():
         embed_collection(model_path, folder, os.path.join(work.name, f"run_{next(runs)}"), engine="ray",

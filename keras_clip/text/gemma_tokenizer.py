@@ -12,13 +12,12 @@ ships) and reproduces, with core TensorFlow string ops, what transformers does a
 """
 
 import keras
-import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from keras_clip.text.sentencepiece_models import encode_model_bytes, read_model_bytes, without_user_defined_pieces
-from keras_clip.text.sentencepiece_tokenizer import NUL_STAND_IN, shared_cleaner
-from keras_clip.text.tokenizer_layer import TokenizerLayer
+from keras_clip.text.sentencepiece_models import without_user_defined_pieces
+from keras_clip.text.sentencepiece_tokenizer import NUL_STAND_IN
+from keras_clip.text.tokenizer_layer import SentencePieceLayer
 
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>", "<unk>")
 
@@ -29,7 +28,7 @@ def _re2_literal(text):
 
 
 @keras.saving.register_keras_serializable(package="keras_clip")
-class GemmaTokenizer(TokenizerLayer):
+class GemmaTokenizer(SentencePieceLayer):
     """SigLIP 2's tokenizer as a Keras layer: strings in, the ids of transformers' SigLIP 2 tokenizer out.
 
     The SentencePiece model travels in the layer's config ("base64:..."), so `.keras` files,
@@ -50,14 +49,7 @@ class GemmaTokenizer(TokenizerLayer):
     """
 
     def __init__(self, model=None, context_length=64, lowercase=True, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(context_length, bool) or not isinstance(context_length, (int, np.integer)) or context_length < 1:
-            raise ValueError(f"context_length must be a positive int, got {context_length!r}")
-        if model is None:
-            raise ValueError("GemmaTokenizer needs the SentencePiece model: model= (a path or bytes)")
-        self.context_length, self.lowercase = int(context_length), bool(lowercase)
-        self._proto = read_model_bytes(model)
-        self._cleaner = shared_cleaner() if self.lowercase else None
+        super().__init__(model, context_length, lowercase, **kwargs)
         user_defined, text_model = without_user_defined_pieces(self._proto)
         self._sentencepiece = tf_text.SentencepieceTokenizer(model=text_model, out_type=tf.int32)
         names = list(SPECIAL_TOKENS) + sorted(set(user_defined) - set(SPECIAL_TOKENS), key=len, reverse=True)
@@ -72,16 +64,6 @@ class GemmaTokenizer(TokenizerLayer):
                 tf.lookup.KeyValueTensorInitializer(tf.constant(names), tf.constant(ids, tf.int32)), default_value=-1
             )
         self.built = True
-
-    @property
-    def vocabulary_size(self):
-        return int(self._sentencepiece.vocab_size())
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(context_length=self.context_length, lowercase=self.lowercase,
-                      model=encode_model_bytes(self._proto))  # fmt: skip
-        return config
 
     def _pieces(self, texts):
         """(ragged pieces of each text, each piece's id if it is a special or user-defined token, else -1)."""

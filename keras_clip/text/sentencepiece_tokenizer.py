@@ -9,16 +9,12 @@ TensorFlow string ops, what `SiglipTokenizer` does around it, per text:
     -> ids cut to `context_length - 1`, "</s>" appended unless last, padded with the pad id.
 """
 
-import functools
-
 import keras
-import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from keras_clip.text.cleaning import TextCleaner, char_class
-from keras_clip.text.sentencepiece_models import encode_model_bytes, read_model_bytes
-from keras_clip.text.tokenizer_layer import TokenizerLayer
+from keras_clip.text.cleaning import char_class
+from keras_clip.text.tokenizer_layer import SentencePieceLayer
 
 SPIECE_UNDERLINE = "\u2581"
 # `str.isspace()` (what Python's `re` calls `\s` and `str.strip()` removes), Unicode 14.
@@ -29,14 +25,8 @@ SPECIAL_TOKENS = ("</s>", "<unk>")
 NUL_STAND_IN = "\U0010ffff"
 
 
-@functools.lru_cache(maxsize=None)
-def shared_cleaner():
-    """One `TextCleaner` (for its `str.lower`) per process, shared by every tokenizer: its tables are large."""
-    return TextCleaner()
-
-
 @keras.saving.register_keras_serializable(package="keras_clip")
-class SentencePieceTokenizer(TokenizerLayer):
+class SentencePieceTokenizer(SentencePieceLayer):
     """SigLIP's tokenizer as a Keras layer: strings in, the ids of transformers' `SiglipTokenizer` out.
 
     The SentencePiece model travels in the layer's config ("base64:..."), so `.keras` files,
@@ -55,18 +45,9 @@ class SentencePieceTokenizer(TokenizerLayer):
     """
 
     def __init__(self, model=None, context_length=64, lowercase=True, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(context_length, bool) or not isinstance(context_length, (int, np.integer)) or context_length < 1:
-            raise ValueError(f"context_length must be a positive int, got {context_length!r}")
-        self.context_length = int(context_length)
-        self.lowercase = bool(lowercase)
-        if model is None:
-            raise ValueError("SentencePieceTokenizer needs the SentencePiece model: model= (a path or bytes)")
-        self._proto = read_model_bytes(model)
-        self._cleaner = shared_cleaner() if self.lowercase else None
+        super().__init__(model, context_length, lowercase, **kwargs)
         self._whitespace = char_class(PYTHON_WHITESPACE)
-        proto = self._proto
-        self._sentencepiece = tf_text.SentencepieceTokenizer(model=proto, out_type=tf.int32)
+        self._sentencepiece = tf_text.SentencepieceTokenizer(model=self._proto, out_type=tf.int32)
         ids = self._sentencepiece.string_to_id(tf.constant(list(SPECIAL_TOKENS) + [SPIECE_UNDERLINE]))
         eos, unk, underline = (int(i) for i in ids.numpy())
         # SiglipTokenizer pads with "</s>"; a vocabulary without "▁" never starts with it.
@@ -75,16 +56,6 @@ class SentencePieceTokenizer(TokenizerLayer):
         # transformers encodes "<unk>" + text and drops the pieces "<unk>" alone has.
         self._prefix_length = int(tf.size(self._sentencepiece.tokenize(tf.constant("<unk>"))))
         self.built = True
-
-    @property
-    def vocabulary_size(self):
-        return int(self._sentencepiece.vocab_size())
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(context_length=self.context_length, lowercase=self.lowercase,
-                      model=encode_model_bytes(self._proto))  # fmt: skip
-        return config
 
     def _canonical(self, pieces):
         """SiglipTokenizer.canonicalize_text of each piece."""

@@ -183,3 +183,18 @@ def assert_same_ids(corpus, expected, ours):
     differing = np.flatnonzero((ours != expected).any(axis=1))
     assert len(corpus) >= 2000 and not differing.size, [(corpus[i], ours[i][:12], expected[i][:12])
                                                         for i in differing[:3]]  # fmt: skip
+
+
+def reloaded_tokenizers(tokenizer, folder):
+    """`tokenizer` saved and loaded back two ways, as functions of a 1-D tf.string: a SavedModel of a
+    `tf.Module` and a `.keras` file of a Keras model (both written under `folder`)."""
+    import keras
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.tokenizer = tokenizer
+    module.tokenize = tf.function(lambda texts: tokenizer(texts), input_signature=[tf.TensorSpec([None], tf.string)])
+    tf.saved_model.save(module, str(folder / "saved"))
+    inputs = keras.Input(shape=(), dtype="string")
+    keras.Model(inputs, tokenizer(inputs)).save(folder / "tokenizer.keras")
+    return [tf.saved_model.load(str(folder / "saved")).tokenize, keras.saving.load_model(folder / "tokenizer.keras")]

@@ -10,7 +10,6 @@ reloaded SavedModel and `.keras` file.
 
 import functools
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -18,7 +17,7 @@ import tensorflow as tf
 from keras_clip.text.gemma_tokenizer import GemmaTokenizer
 from keras_clip.text.sentencepiece_models import without_user_defined_pieces
 from tests.helpers.sentencepiece_models import gemma_like_model, siglip_like_model, write_gemma_like_folder
-from tests.helpers.tokenizer_corpus import assert_same_ids, build_corpus
+from tests.helpers.tokenizer_corpus import assert_same_ids, build_corpus, reloaded_tokenizers
 
 CONTEXT_LENGTH = 64
 USER_DEFINED = ["<mask>", "<start_of_turn>", "<end_of_turn>"]
@@ -56,14 +55,8 @@ def test_tf_function_tf_data_and_reloaded_files_give_the_same_ids(root, tmp_path
     assert_same_ids(corpus, expected, tf.function(lambda texts: tokenizer(texts))(tf.constant(corpus)))
     batches = tf.data.Dataset.from_tensor_slices(corpus).batch(1000).map(tokenizer)
     assert_same_ids(corpus, expected, np.concatenate([batch.numpy() for batch in batches]))
-    module = tf.Module()
-    module.tokenizer = tokenizer
-    module.tokenize = tf.function(lambda texts: tokenizer(texts), input_signature=[tf.TensorSpec([None], tf.string)])
-    tf.saved_model.save(module, str(tmp_path / "saved"))
-    assert_same_ids(corpus, expected, tf.saved_model.load(str(tmp_path / "saved")).tokenize(tf.constant(corpus)))
-    inputs = keras.Input(shape=(), dtype="string")
-    keras.Model(inputs, tokenizer(inputs)).save(tmp_path / "tokenizer.keras")
-    assert_same_ids(corpus, expected, keras.saving.load_model(tmp_path / "tokenizer.keras")(tf.constant(corpus)))
+    for reloaded in reloaded_tokenizers(tokenizer, tmp_path):
+        assert_same_ids(corpus, expected, reloaded(tf.constant(corpus)))
 
 
 def test_user_defined_pieces_are_read_from_the_model_and_made_control_pieces():

@@ -9,14 +9,13 @@ strings) plus texts around the special tokens. Ids must be equal, eagerly, in `t
 import functools
 import warnings
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from keras_clip.text.sentencepiece_tokenizer import SentencePieceTokenizer
 from tests.helpers.sentencepiece_models import siglip_like_model, write_siglip_like_model
-from tests.helpers.tokenizer_corpus import assert_same_ids, build_corpus
+from tests.helpers.tokenizer_corpus import assert_same_ids, build_corpus, reloaded_tokenizers
 
 CONTEXT_LENGTH = 64
 SPECIAL_CASES = ["hello </s> world", "a </s>", "</s>", "<unk>x", " <unk> ", "x</s>", "a\u2581b", "</s></s> x",
@@ -61,15 +60,8 @@ def test_tf_function_and_tf_data_ids_equal(reference, tokenizer):
 
 def test_reloaded_savedmodel_and_keras_file_give_the_same_ids(reference, tokenizer, tmp_path):
     corpus, expected = reference
-    module = tf.Module()
-    module.tokenizer = tokenizer
-    module.tokenize = tf.function(lambda texts: tokenizer(texts), input_signature=[tf.TensorSpec([None], tf.string)])
-    tf.saved_model.save(module, str(tmp_path / "saved"))
-    assert_same_ids(corpus, expected, tf.saved_model.load(str(tmp_path / "saved")).tokenize(tf.constant(corpus)))
-    inputs = keras.Input(shape=(), dtype="string")
-    keras.Model(inputs, tokenizer(inputs)).save(tmp_path / "tokenizer.keras")
-    restored = keras.saving.load_model(tmp_path / "tokenizer.keras")
-    assert_same_ids(corpus, expected, restored(tf.constant(corpus)))
+    for reloaded in reloaded_tokenizers(tokenizer, tmp_path):
+        assert_same_ids(corpus, expected, reloaded(tf.constant(corpus)))
 
 
 def test_scalar_input_and_context_length(tokenizer):
